@@ -1,0 +1,29 @@
+// CUDA runtime queries used by tensor/device.cpp: how many devices there are and, when none can be
+// used, why (no driver, no device, driver too old), in words taken from the CUDA runtime.
+#include <cuda_runtime.h>
+
+#include <string>
+
+namespace cxr::cuda {
+
+int device_count_or_zero() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky error so later queries start clean
+    return 0;
+  }
+  return n;
+}
+
+std::string availability_problem() {
+  int n = 0;
+  cudaError_t status = cudaGetDeviceCount(&n);
+  if (status != cudaSuccess) {
+    cudaGetLastError();
+    return std::string("cudaGetDeviceCount failed: ") + cudaGetErrorString(status);
+  }
+  if (n == 0) return "no CUDA device is visible";
+  return {};
+}
+
+}  // namespace cxr::cuda

@@ -1,0 +1,38 @@
+// all_close for tests.
+#include "support/compare.h"
+
+#include <cmath>
+#include <sstream>
+
+namespace cxr::test {
+
+::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected, double rtol,
+                                     double atol) {
+  if (actual.sizes() != expected.sizes())
+    return ::testing::AssertionFailure() << "shape " << shape_str(actual.sizes()) << " vs expected "
+                                         << shape_str(expected.sizes());
+  auto a = actual.to_vector<double>();
+  auto e = expected.to_vector<double>();
+  double worst = 0;
+  int64_t first_bad = -1;
+  for (size_t i = 0; i < a.size(); ++i) {
+    if (std::isnan(e[i]) || std::isnan(a[i])) {
+      if (std::isnan(e[i]) != std::isnan(a[i]) && first_bad < 0) first_bad = int64_t(i);
+      continue;
+    }
+    if (std::isinf(e[i]) || std::isinf(a[i])) {
+      if (a[i] != e[i] && first_bad < 0) first_bad = int64_t(i);
+      continue;
+    }
+    double err = std::abs(a[i] - e[i]);
+    worst = std::max(worst, err);
+    if (err > atol + rtol * std::abs(e[i]) && first_bad < 0) first_bad = int64_t(i);
+  }
+  if (first_bad < 0) return ::testing::AssertionSuccess();
+  return ::testing::AssertionFailure()
+         << "mismatch at flat index " << first_bad << ": " << a[size_t(first_bad)] << " vs expected "
+         << e[size_t(first_bad)] << " (max abs error " << worst << ", rtol " << rtol << ", atol "
+         << atol << ", shape " << shape_str(actual.sizes()) << ")";
+}
+
+}  // namespace cxr::test
