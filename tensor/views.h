@@ -23,6 +23,9 @@ Tensor select(const Tensor& t, int64_t dim, int64_t index);
 Tensor expand(const Tensor& t, const Shape& shape);
 Tensor flatten(const Tensor& t, int64_t start_dim = 0, int64_t end_dim = -1);
 Tensor unflatten(const Tensor& t, int64_t dim, const Shape& sizes);
+// A new handle on the same storage and geometry, without autograd data (what backward functions
+// capture of their own outputs).
+Tensor alias(const Tensor& t);
 // A view with explicit geometry (bounds-checked against the storage).
 Tensor as_strided(const Tensor& t, const Shape& sizes, const Shape& strides, int64_t offset);
 

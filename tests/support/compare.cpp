@@ -30,9 +30,9 @@ namespace cxr::test {
   }
   if (first_bad < 0) return ::testing::AssertionSuccess();
   return ::testing::AssertionFailure()
-         << "mismatch at flat index " << first_bad << ": " << a[size_t(first_bad)] << " vs expected "
-         << e[size_t(first_bad)] << " (max abs error " << worst << ", rtol " << rtol << ", atol "
-         << atol << ", shape " << shape_str(actual.sizes()) << ")";
+         << "mismatch at flat index " << first_bad << ": " << a[size_t(first_bad)]
+         << " vs expected " << e[size_t(first_bad)] << " (max abs error " << worst << ", rtol "
+         << rtol << ", atol " << atol << ", shape " << shape_str(actual.sizes()) << ")";
 }
 
 }  // namespace cxr::test

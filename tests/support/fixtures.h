@@ -1,0 +1,20 @@
+// Golden fixtures: safetensors files written by the PyTorch scripts in tests/golden/ and committed
+// under tests/fixtures/. The C++ tests only read them.
+#pragma once
+
+#include <map>
+#include <string>
+
+#include "tensor/safetensors.h"
+
+namespace cxr::test {
+
+// Loads tests/fixtures/<name> (e.g. "elementwise.safetensors"); fails the test with a clear message
+// when the file is missing.
+std::map<std::string, Tensor> load_fixture(const std::string& name);
+// The tensor called `key` of a loaded fixture; throws naming the key when absent.
+Tensor fixture_tensor(const std::map<std::string, Tensor>& fixture, const std::string& key);
+// ../shared/data/<relative> (the real dataset samples).
+std::string shared_data_path(const std::string& relative);
+
+}  // namespace cxr::test
