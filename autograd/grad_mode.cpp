@@ -7,7 +7,11 @@ namespace {
 thread_local bool g_grad_enabled = true;
 }
 
-bool GradMode::is_enabled() { return g_grad_enabled; }
-void GradMode::set_enabled(bool enabled) { g_grad_enabled = enabled; }
+bool GradMode::is_enabled() {
+  return g_grad_enabled;
+}
+void GradMode::set_enabled(bool enabled) {
+  g_grad_enabled = enabled;
+}
 
 }  // namespace cxr::autograd

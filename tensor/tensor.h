@@ -25,11 +25,11 @@ class Tensor;
 // Autograd bookkeeping attached to a tensor once it takes part in differentiation.
 struct AutogradMeta {
   bool requires_grad = false;
-  std::shared_ptr<Tensor> grad;               // accumulated gradient of a leaf (or retained)
-  std::shared_ptr<autograd::Node> grad_fn;    // the node that produced this tensor (non-leaf)
-  uint32_t output_nr = 0;                     // which output of grad_fn this tensor is
-  bool retains_grad = false;                  // keep .grad on a non-leaf (retain_grad())
-  std::shared_ptr<Tensor> view_base;          // set when this tensor is a differentiable view
+  std::shared_ptr<Tensor> grad;                    // accumulated gradient of a leaf (or retained)
+  std::shared_ptr<autograd::Node> grad_fn;         // the node that produced this tensor (non-leaf)
+  uint32_t output_nr = 0;                          // which output of grad_fn this tensor is
+  std::shared_ptr<Tensor> view_base;               // set when this tensor is a differentiable view
+  std::weak_ptr<autograd::Node> grad_accumulator;  // a leaf's AccumulateGrad node, while alive
 };
 
 struct TensorImpl {
