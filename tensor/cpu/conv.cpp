@@ -1,0 +1,460 @@
+// 2-D convolution on NCHW tensors as GEMMs (spec/kernels.md §2), per group and per chunk of images:
+//   forward          Y[oc, p]  = W[oc, k] · col(X)[k, p]          (+ bias, written into Y first)
+//   backward input   dcol[k, p] = Wᵀ[k, oc] · dY[oc, p], then col2im adds dcol into dX
+//   backward weight  dW[oc, k] += dY[oc, p] · col(X)ᵀ[p, k]      (chunks summed in a fixed order)
+// with k = (ic, kh, kw) and p = (oh, ow). A 1x1 stride-1 unpadded convolution needs no im2col: the
+// image itself is the [IC, H·W] matrix. Images with few output pixels are grouped into one chunk
+// (their columns side by side) so every GEMM has a useful width.
+//
+// Threading: either the chunks run one after another and the GEMM (and im2col/col2im) use all
+// threads, or, for many small GEMMs (grouped / depthwise convolutions), the (chunk, group) items
+// are spread over threads and each GEMM runs single-threaded inside the parallel region. Every
+// output element is written by exactly one GEMM, col2im adds in a fixed order, and dW sums its
+// chunks in order, so results are bitwise identical for any thread count.
+#include <omp.h>  // omp_get_max_threads
+
+#include <algorithm>  // std::min, std::max
+#include <vector>
+
+#include "tensor/conv.h"
+#include "tensor/cpu/gemm.h"
+#include "tensor/creation.h"
+
+namespace cxr::raw {
+namespace {
+
+void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, int64_t csa, const float* b,
+          int64_t rsb, int64_t csb, float beta, float* c, int64_t rsc, int64_t csc) {
+  cpu::sgemm(m, n, k, 1.0f, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
+}
+void gemm(int64_t m, int64_t n, int64_t k, const double* a, int64_t rsa, int64_t csa,
+          const double* b, int64_t rsb, int64_t csb, double beta, double* c, int64_t rsc,
+          int64_t csc) {
+  cpu::dgemm(m, n, k, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
+}
+
+// Sizes of one convolution. Output size (as torch): floor((H + 2p - d(K-1) - 1) / s) + 1.
+struct ConvShape {
+  int64_t n, c, h, w;        // input
+  int64_t oc, kh, kw;        // weight [OC, C/groups, KH, KW]
+  int64_t oh, ow;            // output
+  int64_t groups, icg, ocg;  // channels per group
+  int64_t sh, sw, ph, pw, dh, dw;
+
+  int64_t kdim() const { return icg * kh * kw; }  // GEMM reduction length per group
+  int64_t pixels() const { return oh * ow; }      // output pixels per image
+  bool pointwise() const { return kh == 1 && kw == 1 && sh == 1 && sw == 1 && ph == 0 && pw == 0; }
+};
+
+std::string int2_str(Int2 v) {
+  return detail::cat("(", v[0], ", ", v[1], ")");
+}
+
+// Validates a convolution of input `xs` with weight `ws` and returns its sizes.
+ConvShape conv_shape(const char* op, const Shape& xs, const Shape& ws, const Conv2dParams& p) {
+  CXR_CHECK(xs.size() == 4, op, ": expected a 4-D input [N, C, H, W], got shape ", shape_str(xs));
+  CXR_CHECK(ws.size() == 4, op, ": expected a 4-D weight [OC, C/groups, KH, KW], got shape ",
+            shape_str(ws));
+  CXR_CHECK(p.stride[0] > 0 && p.stride[1] > 0, op, ": stride must be positive, got ",
+            int2_str(p.stride));
+  CXR_CHECK(p.dilation[0] > 0 && p.dilation[1] > 0, op, ": dilation must be positive, got ",
+            int2_str(p.dilation));
+  CXR_CHECK(p.padding[0] >= 0 && p.padding[1] >= 0, op, ": padding must be non-negative, got ",
+            int2_str(p.padding));
+  CXR_CHECK(p.groups > 0, op, ": groups must be positive, got ", p.groups);
+  ConvShape s{};
+  s.n = xs[0], s.c = xs[1], s.h = xs[2], s.w = xs[3];
+  s.oc = ws[0], s.kh = ws[2], s.kw = ws[3];
+  s.groups = p.groups;
+  CXR_CHECK(s.c % p.groups == 0, op, ": groups ", p.groups, " do not divide the ", s.c,
+            " input channels of input shape ", shape_str(xs));
+  CXR_CHECK(s.oc % p.groups == 0, op, ": groups ", p.groups, " do not divide the ", s.oc,
+            " output channels of weight shape ", shape_str(ws));
+  s.icg = s.c / p.groups, s.ocg = s.oc / p.groups;
+  CXR_CHECK(ws[1] == s.icg, op, ": weight shape ", shape_str(ws), " expects ", ws[1] * p.groups,
+            " input channels (", ws[1], " per group x ", p.groups, " groups), but input shape ",
+            shape_str(xs), " has ", s.c);
+  CXR_CHECK(s.kh > 0 && s.kw > 0, op, ": empty kernel in weight shape ", shape_str(ws));
+  s.sh = p.stride[0], s.sw = p.stride[1];
+  s.ph = p.padding[0], s.pw = p.padding[1];
+  s.dh = p.dilation[0], s.dw = p.dilation[1];
+  const int64_t eff_h = s.dh * (s.kh - 1) + 1, eff_w = s.dw * (s.kw - 1) + 1;
+  const int64_t pad_h = s.h + 2 * s.ph, pad_w = s.w + 2 * s.pw;
+  CXR_CHECK(pad_h >= eff_h && pad_w >= eff_w, op, ": padded input size (", pad_h, " x ", pad_w,
+            ") is smaller than the dilated kernel size (", eff_h, " x ", eff_w,
+            ") for input shape ", shape_str(xs), " and weight shape ", shape_str(ws));
+  s.oh = (pad_h - eff_h) / s.sh + 1;
+  s.ow = (pad_w - eff_w) / s.sw + 1;
+  return s;
+}
+
+void check_tensor(const char* op, const char* what, const Tensor& t) {
+  CXR_CHECK(t.defined(), op, ": ", what, " is undefined");
+  CXR_CHECK(t.device().is_cpu(), op, ": CPU kernel got ", what, " on ", t.device().str());
+  CXR_CHECK(is_floating(t.dtype()), op, ": ", what, " must be floating, got ", describe(t));
+}
+
+void check_same_dtype(const char* op, const Tensor& a, const Tensor& b) {
+  CXR_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ: ", describe(a), " and ", describe(b));
+}
+
+// A 4-D tensor's element strides (n, c, h, w).
+struct Strides4 {
+  int64_t n, c, h, w;
+};
+Strides4 strides4(const Tensor& t) {
+  return {t.stride(0), t.stride(1), t.stride(2), t.stride(3)};
+}
+
+// Scratch memory that only grows, one per calling thread and slot, reused across calls so large
+// im2col buffers are not faulted in afresh on every convolution.
+template <typename T>
+T* scratch(int slot, int64_t count) {
+  thread_local std::vector<T> buffers[3];
+  std::vector<T>& b = buffers[slot];
+  if (int64_t(b.size()) < count) b.resize(size_t(count));
+  return b.data();
+}
+
+// im2col for rows [k_begin, k_end) of the columns [p0, p0 + np) of one image: col[k, j] is the
+// input pixel that kernel tap k of output pixel p0 + j reads (0 in the padding). `x` points at
+// channel 0 of the group in that image; the row stride of col is `ld`.
+template <typename T>
+void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0, int64_t np,
+                 int64_t k_begin, int64_t k_end, T* col, int64_t ld) {
+  const int64_t taps = s.kh * s.kw;
+  for (int64_t k = k_begin; k < k_end; ++k) {
+    const int64_t ic = k / taps, ki = (k % taps) / s.kw, kj = k % s.kw;
+    const T* plane = x + ic * xs.c;
+    T* row = col + k * ld;
+    // Output columns whose input column iw = ow*sw - pw + kj*dw lies inside [0, W).
+    const int64_t off_w = kj * s.dw - s.pw;
+    const int64_t ow_lo = off_w >= 0 ? 0 : std::min(s.ow, (-off_w + s.sw - 1) / s.sw);
+    const int64_t ow_hi = s.w - 1 - off_w < 0 ? 0 : std::min(s.ow, (s.w - 1 - off_w) / s.sw + 1);
+    for (int64_t j = 0; j < np;) {
+      const int64_t p = p0 + j, oh = p / s.ow, ow0 = p % s.ow;
+      const int64_t ow1 = std::min(s.ow, ow0 + (np - j));
+      T* dst = row + j - ow0;  // dst[ow] for ow in [ow0, ow1)
+      const int64_t ih = oh * s.sh - s.ph + ki * s.dh;
+      if (ih < 0 || ih >= s.h) {
+        for (int64_t ow = ow0; ow < ow1; ++ow) dst[ow] = T(0);
+      } else {
+        const T* src = plane + ih * xs.h;  // src[iw * xs.w] = x[ih, iw]
+        const int64_t lo = std::clamp(ow_lo, ow0, ow1), hi = std::clamp(ow_hi, lo, ow1);
+        for (int64_t ow = ow0; ow < lo; ++ow) dst[ow] = T(0);
+        if (s.sw == 1 && xs.w == 1) {
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow + off_w];
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[(ow * s.sw + off_w) * xs.w];
+        }
+        for (int64_t ow = hi; ow < ow1; ++ow) dst[ow] = T(0);
+      }
+      j += ow1 - ow0;
+    }
+  }
+}
+
+// col2im for input channels [c_begin, c_end) of one image: dx (contiguous [icg, H, W] planes of
+// the group) = sum over taps of dcol scattered back to the pixels they read. Each channel's plane
+// is written by one caller, in a fixed tap order.
+template <typename T>
+void col2im_channels(const T* col, int64_t ld, const ConvShape& s, int64_t c_begin, int64_t c_end,
+                     T* dx) {
+  const int64_t taps = s.kh * s.kw;
+  for (int64_t ic = c_begin; ic < c_end; ++ic) {
+    T* plane = dx + ic * s.h * s.w;
+    std::fill(plane, plane + s.h * s.w, T(0));
+    for (int64_t t = 0; t < taps; ++t) {
+      const int64_t ki = t / s.kw, kj = t % s.kw;
+      const T* row = col + (ic * taps + t) * ld;
+      const int64_t off_w = kj * s.dw - s.pw;
+      const int64_t ow_lo = off_w >= 0 ? 0 : std::min(s.ow, (-off_w + s.sw - 1) / s.sw);
+      const int64_t ow_hi = s.w - 1 - off_w < 0 ? 0 : std::min(s.ow, (s.w - 1 - off_w) / s.sw + 1);
+      for (int64_t oh = 0; oh < s.oh; ++oh) {
+        const int64_t ih = oh * s.sh - s.ph + ki * s.dh;
+        if (ih < 0 || ih >= s.h) continue;
+        T* dst = plane + ih * s.w;  // dst[iw] = dx[ih, iw]
+        const T* src = row + oh * s.ow;
+        if (s.sw == 1) {
+          for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow + off_w] += src[ow];
+        } else {
+          for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow * s.sw + off_w] += src[ow];
+        }
+      }
+    }
+  }
+}
+
+// Copies channels [0, ch) of images [0, nb) of a strided 4-D tensor (rows x cols pixels) into a
+// matrix m[c, i * rows * cols + pixel], the layout of a multi-image chunk.
+template <typename T>
+void gather_chunk(const T* t, const Strides4& ts, int64_t nb, int64_t ch, int64_t rows,
+                  int64_t cols, T* m) {
+  const int64_t pix = rows * cols, ld = nb * pix;
+#pragma omp parallel for collapse(2) schedule(static) if (nb * ch * pix >= 65536)
+  for (int64_t c = 0; c < ch; ++c)
+    for (int64_t i = 0; i < nb; ++i) {
+      T* dst = m + c * ld + i * pix;
+      const T* src = t + i * ts.n + c * ts.c;
+      for (int64_t r = 0; r < rows; ++r)
+        for (int64_t q = 0; q < cols; ++q) dst[r * cols + q] = src[r * ts.h + q * ts.w];
+    }
+}
+
+// The inverse of gather_chunk into a contiguous tensor whose images are `image` elements apart.
+template <typename T>
+void scatter_chunk(const T* m, int64_t nb, int64_t ch, int64_t pix, int64_t image, T* t) {
+  const int64_t ld = nb * pix;
+#pragma omp parallel for collapse(2) schedule(static) if (nb * ch * pix >= 65536)
+  for (int64_t c = 0; c < ch; ++c)
+    for (int64_t i = 0; i < nb; ++i)
+      std::copy(m + c * ld + i * pix, m + c * ld + (i + 1) * pix, t + i * image + c * pix);
+}
+
+// How the batch is cut into chunks of whole images.
+struct Plan {
+  int64_t per_chunk;  // images per chunk
+  int64_t chunks;
+  bool parallel_items;  // spread (chunk, group) items over threads; else thread each GEMM
+};
+
+// Chunks hold enough images for `min_cols` GEMM columns. Items run in parallel when there are
+// many groups of small GEMMs (each call too small to thread well on its own).
+Plan make_plan(const ConvShape& s, int64_t min_cols) {
+  Plan pl{};
+  pl.per_chunk = std::clamp<int64_t>((min_cols + s.pixels() - 1) / s.pixels(), 1, s.n);
+  pl.chunks = (s.n + pl.per_chunk - 1) / pl.per_chunk;
+  pl.per_chunk = (s.n + pl.chunks - 1) / pl.chunks;  // balanced: 8 images as 4 + 4, not 6 + 2
+  const double macs_per_item =
+      double(s.ocg) * double(s.kdim()) * double(pl.per_chunk) * double(s.pixels());
+  pl.parallel_items = s.groups > 1 && macs_per_item < 8.0 * 1024 * 1024 &&
+                      pl.chunks * s.groups >= 2 * int64_t(omp_get_max_threads());
+  return pl;
+}
+
+// Runs item(chunk, group, first_image, images) for every item, in parallel or in order.
+template <typename F>
+void for_each_item(const ConvShape& s, const Plan& pl, F&& item) {
+  const int64_t items = pl.chunks * s.groups;
+#pragma omp parallel for schedule(dynamic, 1) if (pl.parallel_items)
+  for (int64_t it = 0; it < items; ++it) {
+    const int64_t chunk = it / s.groups, g = it % s.groups;
+    const int64_t n0 = chunk * pl.per_chunk, nb = std::min(pl.per_chunk, s.n - n0);
+    item(g, n0, nb);
+  }
+}
+
+// GEMM columns targeted per chunk in the forward / backward-input passes and in the weight pass
+// (whose reduction runs over the columns, so wider is better).
+constexpr int64_t kMinColumns = 256;
+constexpr int64_t kMinColumnsWeight = 1024;
+
+template <typename T>
+void forward_kernel(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y,
+                    const ConvShape& s) {
+  const T* xp = x.data<T>();
+  const T* wp = weight.data<T>();  // contiguous [OC, kdim]
+  const T* bp = bias.defined() ? bias.data<T>() : nullptr;
+  T* yp = y.data<T>();  // contiguous
+  const Strides4 xs = strides4(x);
+  const int64_t kdim = s.kdim(), pix = s.pixels();
+  const bool direct_input = s.pointwise() && xs.h == s.w * xs.w;  // [IC, H·W] with one stride
+  const Plan pl = make_plan(s, kMinColumns);
+  for_each_item(s, pl, [&](int64_t g, int64_t n0, int64_t nb) {
+    const int64_t cols = nb * pix;
+    const T* xg = xp + n0 * xs.n + g * s.icg * xs.c;
+    // B = the [kdim, cols] input matrix.
+    const T* b = xg;
+    int64_t rsb = xs.c, csb = xs.w;
+    if (!(direct_input && nb == 1)) {
+      T* col = scratch<T>(0, kdim * cols);
+      const int64_t rows_total = nb * kdim;
+#pragma omp parallel for schedule(static) if (rows_total * cols >= 65536)
+      for (int64_t r = 0; r < rows_total; ++r) {
+        const int64_t i = r / kdim, k = r % kdim;
+        im2col_rows(xg + i * xs.n, xs, s, 0, pix, k, k + 1, col + i * pix, cols);
+      }
+      b = col, rsb = cols, csb = 1;
+    }
+    // C = the [ocg, cols] output, in place for one image, else a chunk matrix scattered after.
+    T* c = nb == 1 ? yp + n0 * s.oc * pix + g * s.ocg * pix : scratch<T>(1, s.ocg * cols);
+    if (bp) {
+#pragma omp parallel for schedule(static) if (s.ocg * cols >= 65536)
+      for (int64_t o = 0; o < s.ocg; ++o)
+        std::fill(c + o * cols, c + (o + 1) * cols, bp[g * s.ocg + o]);
+    }
+    gemm(s.ocg, cols, kdim, wp + g * s.ocg * kdim, kdim, 1, b, rsb, csb, bp ? T(1) : T(0), c, cols,
+         1);
+    if (nb > 1)
+      scatter_chunk(c, nb, s.ocg, pix, s.oc * pix, yp + n0 * s.oc * pix + g * s.ocg * pix);
+  });
+}
+
+template <typename T>
+void backward_input_kernel(const Tensor& gy, const Tensor& weight, const Tensor& gx,
+                           const ConvShape& s) {
+  const T* gyp = gy.data<T>();
+  const T* wp = weight.data<T>();  // contiguous [OC, kdim]
+  T* gxp = gx.data<T>();           // contiguous
+  const Strides4 gs = strides4(gy);
+  const int64_t kdim = s.kdim(), pix = s.pixels(), hw = s.h * s.w;
+  const bool direct_grad = gs.h == s.ow * gs.w;
+  const Plan pl = make_plan(s, kMinColumns);
+  for_each_item(s, pl, [&](int64_t g, int64_t n0, int64_t nb) {
+    const int64_t cols = nb * pix;
+    const T* gyg = gyp + n0 * gs.n + g * s.ocg * gs.c;
+    // B = the [ocg, cols] output gradient.
+    const T* b = gyg;
+    int64_t rsb = gs.c, csb = gs.w;
+    if (!(direct_grad && nb == 1)) {
+      T* m = scratch<T>(1, s.ocg * cols);
+      gather_chunk(gyg, gs, nb, s.ocg, s.oh, s.ow, m);
+      b = m, rsb = cols, csb = 1;
+    }
+    T* gxg = gxp + n0 * s.c * hw + g * s.icg * hw;
+    const T* a = wp + g * s.ocg * kdim;  // Wᵀ: element (k, o) at a[o * kdim + k]
+    if (s.pointwise() && nb == 1) {
+      gemm(kdim, cols, s.ocg, a, 1, kdim, b, rsb, csb, T(0), gxg, hw, 1);
+      return;
+    }
+    T* dcol = scratch<T>(0, kdim * cols);
+    gemm(kdim, cols, s.ocg, a, 1, kdim, b, rsb, csb, T(0), dcol, cols, 1);
+    if (s.pointwise()) {  // dcol is already the [icg, cols] chunk of dX
+      scatter_chunk(dcol, nb, s.icg, pix, s.c * hw, gxg);
+      return;
+    }
+    const int64_t planes = nb * s.icg;
+#pragma omp parallel for schedule(static) if (planes * kdim * pix >= 65536)
+    for (int64_t q = 0; q < planes; ++q) {
+      const int64_t i = q / s.icg, ic = q % s.icg;
+      col2im_channels(dcol + i * pix, cols, s, ic, ic + 1, gxg + i * s.c * hw);
+    }
+  });
+}
+
+template <typename T>
+void backward_weight_kernel(const Tensor& gy, const Tensor& x, const Tensor& gw,
+                            const ConvShape& s) {
+  const T* gyp = gy.data<T>();
+  const T* xp = x.data<T>();
+  T* gwp = gw.data<T>();  // contiguous [OC, kdim]
+  const Strides4 gs = strides4(gy), xs = strides4(x);
+  const int64_t kdim = s.kdim(), pix = s.pixels();
+  const bool direct_grad = gs.h == s.ow * gs.w;
+  const bool direct_input = s.pointwise() && xs.h == s.w * xs.w;
+  Plan pl = make_plan(s, kMinColumnsWeight);
+  // Each group's dW is one sum over the chunks in order, so items are groups (chunks run inside).
+  const bool parallel_groups = pl.parallel_items || (s.groups >= 2 * omp_get_max_threads() &&
+                                                     double(s.ocg) * kdim * s.n * pix < 64e6);
+#pragma omp parallel for schedule(dynamic, 1) if (parallel_groups)
+  for (int64_t g = 0; g < s.groups; ++g) {
+    for (int64_t chunk = 0; chunk < pl.chunks; ++chunk) {
+      const int64_t n0 = chunk * pl.per_chunk, nb = std::min(pl.per_chunk, s.n - n0);
+      const int64_t cols = nb * pix;
+      const T* gyg = gyp + n0 * gs.n + g * s.ocg * gs.c;
+      const T* xg = xp + n0 * xs.n + g * s.icg * xs.c;
+      // A = the [ocg, cols] output gradient.
+      const T* a = gyg;
+      int64_t rsa = gs.c, csa = gs.w;
+      if (!(direct_grad && nb == 1)) {
+        T* m = scratch<T>(1, s.ocg * cols);
+        gather_chunk(gyg, gs, nb, s.ocg, s.oh, s.ow, m);
+        a = m, rsa = cols, csa = 1;
+      }
+      // B = col(X)ᵀ, [cols, kdim].
+      const T* b = xg;
+      int64_t rsb = xs.w, csb = xs.c;
+      if (!(direct_input && nb == 1)) {
+        T* col = scratch<T>(0, kdim * cols);
+        const int64_t rows_total = nb * kdim;
+#pragma omp parallel for schedule(static) if (rows_total * cols >= 65536)
+        for (int64_t r = 0; r < rows_total; ++r) {
+          const int64_t i = r / kdim, k = r % kdim;
+          im2col_rows(xg + i * xs.n, xs, s, 0, pix, k, k + 1, col + i * pix, cols);
+        }
+        b = col, rsb = 1, csb = cols;
+      }
+      gemm(s.ocg, kdim, cols, a, rsa, csa, b, rsb, csb, chunk == 0 ? T(0) : T(1),
+           gwp + g * s.ocg * kdim, kdim, 1);
+    }
+  }
+}
+
+// Half types compute in float32: inputs are converted in and the result converted back.
+Tensor as_compute(const Tensor& t) {
+  return t.defined() && (t.dtype() == kFloat16 || t.dtype() == kBFloat16) ? to(t, kFloat32) : t;
+}
+Tensor from_compute(const Tensor& t, DType dtype) {
+  return t.dtype() == dtype ? t : to(t, dtype);
+}
+
+}  // namespace
+
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
+  check_tensor("conv2d", "input", x);
+  check_tensor("conv2d", "weight", weight);
+  check_same_dtype("conv2d", x, weight);
+  const ConvShape s = conv_shape("conv2d", x.sizes(), weight.sizes(), p);
+  if (bias.defined()) {
+    check_tensor("conv2d", "bias", bias);
+    check_same_dtype("conv2d", x, bias);
+    CXR_CHECK(bias.dim() == 1 && bias.size(0) == s.oc, "conv2d: bias must be [", s.oc, "], got ",
+              describe(bias));
+  }
+  const Tensor xc = as_compute(x), wc = contiguous(as_compute(weight));
+  const Tensor bc = bias.defined() ? contiguous(as_compute(bias)) : Tensor();
+  Tensor y = empty({s.n, s.oc, s.oh, s.ow}, xc.dtype());
+  if (y.numel() == 0) return from_compute(y, x.dtype());
+  // An empty reduction (no input channels) is handled by the GEMM: C = bias or 0.
+  if (xc.dtype() == kFloat64)
+    forward_kernel<double>(xc, wc, bc, y, s);
+  else
+    forward_kernel<float>(xc, wc, bc, y, s);
+  return from_compute(y, x.dtype());
+}
+
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
+                             const Conv2dParams& p) {
+  check_tensor("conv2d_backward_input", "grad_out", grad_out);
+  check_tensor("conv2d_backward_input", "weight", weight);
+  check_same_dtype("conv2d_backward_input", grad_out, weight);
+  const ConvShape s = conv_shape("conv2d_backward_input", input_shape, weight.sizes(), p);
+  const Shape out_shape{s.n, s.oc, s.oh, s.ow};
+  CXR_CHECK(grad_out.sizes() == out_shape, "conv2d_backward_input: grad_out ", describe(grad_out),
+            " does not match the output shape ", shape_str(out_shape), " of the convolution");
+  const Tensor gc = as_compute(grad_out), wc = contiguous(as_compute(weight));
+  Tensor gx = empty(input_shape, gc.dtype());
+  if (gx.numel() == 0) return from_compute(gx, grad_out.dtype());
+  if (s.kdim() == 0 || s.ocg == 0 || s.pixels() == 0) {
+    fill_(gx, 0.0);
+  } else if (gc.dtype() == kFloat64) {
+    backward_input_kernel<double>(gc, wc, gx, s);
+  } else {
+    backward_input_kernel<float>(gc, wc, gx, s);
+  }
+  return from_compute(gx, grad_out.dtype());
+}
+
+Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
+                              const Conv2dParams& p) {
+  check_tensor("conv2d_backward_weight", "grad_out", grad_out);
+  check_tensor("conv2d_backward_weight", "input", x);
+  check_same_dtype("conv2d_backward_weight", grad_out, x);
+  const ConvShape s = conv_shape("conv2d_backward_weight", x.sizes(), weight_shape, p);
+  const Shape out_shape{s.n, s.oc, s.oh, s.ow};
+  CXR_CHECK(grad_out.sizes() == out_shape, "conv2d_backward_weight: grad_out ", describe(grad_out),
+            " does not match the output shape ", shape_str(out_shape), " of the convolution");
+  const Tensor gc = as_compute(grad_out), xc = as_compute(x);
+  Tensor gw = empty(weight_shape, gc.dtype());
+  if (gw.numel() == 0) return from_compute(gw, grad_out.dtype());
+  if (s.n == 0 || s.pixels() == 0) {
+    fill_(gw, 0.0);
+  } else if (gc.dtype() == kFloat64) {
+    backward_weight_kernel<double>(gc, xc, gw, s);
+  } else {
+    backward_weight_kernel<float>(gc, xc, gw, s);
+  }
+  return from_compute(gw, grad_out.dtype());
+}
+
+}  // namespace cxr::raw
