@@ -15,9 +15,17 @@ std::vector<Tensor> AccumulateGrad::apply(const std::vector<Tensor>& grads) {
     // create_graph the gradient keeps its history (higher derivatives), otherwise it is a copy.
     leaf_->grad = std::make_shared<Tensor>(GradMode::is_enabled() ? g : raw::clone(g));
   } else {
-    *leaf_->grad = raw::add(*leaf_->grad, g);
+    *leaf_->grad = sum_gradients(*leaf_->grad, g);
   }
   return {};
+}
+
+Tensor sum_gradients(const Tensor& a, const Tensor& b) {
+  Tensor out = raw::add(a, b);
+  record("sum_gradients", {a, b}, {out}, [](const std::vector<Tensor>& g) {
+    return std::vector<Tensor>{g[0], g[0]};
+  });
+  return out;
 }
 
 std::shared_ptr<Node> grad_accumulator(const Tensor& leaf) {

@@ -17,6 +17,10 @@ struct AccumulateGrad final : Node {
   std::shared_ptr<AutogradMeta> leaf_;
 };
 
+// a + b for gradient buffers; recorded as a differentiable add when grad mode is on (create_graph),
+// so higher-order gradients flow through sums of contributions.
+Tensor sum_gradients(const Tensor& a, const Tensor& b);
+
 // The leaf's AccumulateGrad node (one per leaf, created on first use).
 std::shared_ptr<Node> grad_accumulator(const Tensor& leaf);
 

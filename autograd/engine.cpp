@@ -30,14 +30,9 @@ Edge root_edge(const Tensor& t) {
 // Gradients waiting for a node, one slot per output of the node.
 struct InputBuffer {
   std::vector<Tensor> grads;
-  void add(size_t slot, const Tensor& g, bool create_graph) {
+  void add(size_t slot, const Tensor& g) {
     if (grads.size() <= slot) grads.resize(slot + 1);
-    if (!grads[slot].defined()) {
-      grads[slot] = g;
-    } else {
-      (void)create_graph;
-      grads[slot] = raw::add(grads[slot], g);
-    }
+    grads[slot] = grads[slot].defined() ? sum_gradients(grads[slot], g) : g;
   }
 };
 
@@ -88,7 +83,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
     }
     CXR_CHECK(g.sizes() == roots[i].sizes(), "backward: gradient ", describe(g),
               " does not match root ", describe(roots[i]));
-    buffers[starts[i].fn.get()].add(starts[i].input_nr, g, create_graph);
+    buffers[starts[i].fn.get()].add(starts[i].input_nr, g);
     keep_alive[starts[i].fn.get()] = starts[i].fn;
   }
 
@@ -133,7 +128,7 @@ void run_backward(const std::vector<Tensor>& roots, const std::vector<Tensor>& r
                   " but the input has shape ", shape_str(m.shape));
         Tensor g =
             input_grads[i].dtype() == m.dtype ? input_grads[i] : raw::to(input_grads[i], m.dtype);
-        buffers[next].add(e.input_nr, g, create_graph);
+        buffers[next].add(e.input_nr, g);
       }
       keep_alive[next] = e.fn;
       if (--dependencies[next] == 0 && queued.insert(next).second) ready.push(next);
