@@ -3,6 +3,8 @@
 // checkpointing and gradcheck itself.
 #include <gtest/gtest.h>
 
+#include <cmath>
+
 #include "autograd/checkpoint.h"
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
