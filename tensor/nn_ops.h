@@ -55,7 +55,8 @@ Tensor embedding_backward(const Tensor& grad, const Tensor& indices, int64_t num
 
 struct AttentionResult {
   Tensor out;  // [B, H, L, D]
-  Tensor lse;  // [B, H, L] float32 log-sum-exp of the scaled scores, for backward
+  Tensor lse;  // [B, H, L] log-sum-exp of the scaled scores (+inf for a fully masked row), for
+               // backward; float32 (float64 for float64 inputs)
 };
 struct AttentionGrads {
   Tensor q, k, v;
@@ -65,6 +66,12 @@ struct AttentionGrads {
 // Tiled with an online softmax: memory O(L·D), never the L×S score matrix (FlashAttention-2).
 AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
                                              const Tensor& mask, bool causal, double scale);
+// Bytes of scratch memory the forward allocates besides its results (out, lse) when it runs on
+// `threads` OpenMP threads: one score tile per thread, plus float32 copies of the inputs and output
+// for float16/bfloat16 (a floating mask of another dtype than the inputs is converted too, not
+// counted). The benchmark uses it to report the op's peak memory.
+int64_t scaled_dot_product_attention_workspace_bytes(const Tensor& q, const Tensor& k,
+                                                     const Tensor& v, int threads);
 AttentionGrads scaled_dot_product_attention_backward(const Tensor& grad_out, const Tensor& q,
                                                      const Tensor& k, const Tensor& v,
                                                      const AttentionResult& saved,
