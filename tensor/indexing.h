@@ -5,7 +5,15 @@
 
 #include "tensor/tensor.h"
 
+namespace cxr {
+// Declared in cxr (not cxr::raw) so that argument-dependent lookup of an unqualified pad(t, w,
+// PadMode::X) inside namespace cxr finds only the differentiable cxr::pad.
+enum class PadMode { Constant, Reflect, Replicate };
+}  // namespace cxr
+
 namespace cxr::raw {
+
+using ::cxr::PadMode;
 
 Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index);
 // out[i][j] = t[index[i][j]][j] for dim 0, etc. (torch.gather).
@@ -25,7 +33,6 @@ std::vector<Tensor> split_with_sizes(const Tensor& t, const std::vector<int64_t>
                                      int64_t dim);
 std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t dim);
 
-enum class PadMode { Constant, Reflect, Replicate };
 // `pad` lists (before, after) pairs starting from the LAST dim, as torch.nn.functional.pad.
 Tensor pad(const Tensor& t, const std::vector<int64_t>& pad, PadMode mode = PadMode::Constant,
            double value = 0.0);
