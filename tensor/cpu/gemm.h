@@ -1,0 +1,37 @@
+// CPU matrix multiplication on raw pointers with general (row, column) strides: a packed,
+// cache-blocked GEMM (Goto / BLIS five loops) with AVX-512, AVX2/FMA and scalar micro-kernels
+// chosen at run time, threaded with OpenMP over M or N only, so results do not depend on the thread
+// count.
+#pragma once
+
+#include <cstdint>  // int64_t
+
+namespace cxr::cpu {
+
+// C[i,j] = alpha * sum_k A[i,k] * B[k,j] + beta * C[i,j] for i<M, j<N, k<K. Every matrix is given
+// by a pointer and (row stride, column stride) in elements, so transposed and strided views need no
+// copy (BLIS-style general strides). beta == 0 means C is not read (it may hold NaN).
+// Element (i,k) of A is A[i*rsa + k*csa]; likewise for B and C. Strides may be negative; C must not
+// overlap A or B, and two elements of C must not share an address. Throws cxr::Error on negative
+// sizes or null pointers. Bitwise deterministic: the same call gives the same bits with any number
+// of OpenMP threads (the K dimension is never split between threads).
+void sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa, int64_t csa,
+           const float* B, int64_t rsb, int64_t csb, float beta, float* C, int64_t rsc,
+           int64_t csc);
+
+// The same in float64 (used by gradient checks; a portable blocked kernel, not tuned).
+void dgemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsa, int64_t csa,
+           const double* B, int64_t rsb, int64_t csb, double beta, double* C, int64_t rsc,
+           int64_t csc);
+
+// The naive triple loop (float64 accumulation), the reference for tests and benchmarks.
+void sgemm_naive(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,
+                 int64_t csa, const float* B, int64_t rsb, int64_t csb, float beta, float* C,
+                 int64_t rsc, int64_t csc);
+
+// Which micro-kernel sgemm uses on this machine: "avx512", "avx2" or "scalar"; the env variable
+// CXR_GEMM_ISA=avx2|scalar|avx512 forces a (supported) lower one, for tests and benchmarks. The
+// variable is read once, at the first call; an unknown value throws cxr::Error.
+const char* gemm_isa();
+
+}  // namespace cxr::cpu
