@@ -5,25 +5,18 @@
 
 #include "tensor/tensor.h"
 
-namespace cxr::raw {
+namespace cxr {
 
 using Int2 = std::array<int64_t, 2>;  // (height, width)
 
+// The parameter structs live in namespace cxr, not raw, so that argument-dependent lookup on them
+// does not make raw::conv2d and the differentiable cxr::conv2d (autograd/conv.h) ambiguous.
 struct Conv2dParams {
   Int2 stride{1, 1};
   Int2 padding{0, 0};
   Int2 dilation{1, 1};
   int64_t groups = 1;
 };
-
-// x [N, C, H, W], weight [OC, C/groups, KH, KW], bias [OC] or undefined.
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p);
-// dL/dx for an input of `input_shape`.
-Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
-                             const Conv2dParams& p);
-// dL/dweight for a weight of `weight_shape`.
-Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
-                              const Conv2dParams& p);
 
 struct Pool2dParams {
   Int2 kernel{2, 2};
@@ -33,6 +26,23 @@ struct Pool2dParams {
   bool ceil_mode = false;
   bool count_include_pad = true;  // avg pool only
 };
+
+}  // namespace cxr
+
+namespace cxr::raw {
+
+using cxr::Conv2dParams;
+using cxr::Int2;
+using cxr::Pool2dParams;
+
+// x [N, C, H, W], weight [OC, C/groups, KH, KW], bias [OC] or undefined.
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p);
+// dL/dx for an input of `input_shape`.
+Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
+                             const Conv2dParams& p);
+// dL/dweight for a weight of `weight_shape`.
+Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
+                              const Conv2dParams& p);
 
 struct PoolResult {
   Tensor out;

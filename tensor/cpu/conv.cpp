@@ -227,7 +227,8 @@ Plan make_plan(const ConvShape& s, int64_t min_cols) {
   pl.per_chunk = (s.n + pl.chunks - 1) / pl.chunks;  // balanced: 8 images as 4 + 4, not 6 + 2
   const double macs_per_item =
       double(s.ocg) * double(s.kdim()) * double(pl.per_chunk) * double(s.pixels());
-  pl.parallel_items = s.groups > 1 && macs_per_item < 8.0 * 1024 * 1024 &&
+  const double macs = macs_per_item * double(pl.chunks * s.groups);
+  pl.parallel_items = s.groups > 1 && macs_per_item < 8.0 * 1024 * 1024 && macs >= 262144.0 &&
                       pl.chunks * s.groups >= 2 * int64_t(omp_get_max_threads());
   return pl;
 }

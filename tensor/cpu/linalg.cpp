@@ -50,13 +50,15 @@ struct BatchedProblem {
 // Below this many multiply-adds per product, a batch is split across threads (each product then
 // runs single-threaded inside the parallel region); above it, each product uses all threads.
 constexpr double kBatchParallelMacs = 4.0 * 1024 * 1024;
+// Below this many multiply-adds in all, waking a second thread costs more than it saves.
+constexpr double kMinParallelMacs = 262144.0;
 
 template <typename T>
 void run_batched(const BatchedProblem& p, const T* a, const T* b, T* c) {
   const int64_t batch = int64_t(p.c_off.size());
   const double macs = double(p.m) * double(p.n) * double(p.k);
   const bool split_batch =
-      batch > 1 && omp_get_max_threads() > 1 &&
+      batch > 1 && omp_get_max_threads() > 1 && macs * double(batch) >= kMinParallelMacs &&
       (macs < kBatchParallelMacs || batch >= 4 * int64_t(omp_get_max_threads()));
   // Every C element is computed by exactly one GEMM call, and the GEMM is deterministic for any
   // thread count, so splitting the batch does not change the result.
