@@ -2,6 +2,7 @@
 // dispatches on the element SIZE, not the dtype: one instantiation moves every dtype of that
 // width. Joins and pads are built from views plus copy_ (which is parallel and converts dtypes).
 #include <algorithm>
+#include <atomic>
 #include <cstring>
 #include <limits>
 
@@ -44,14 +45,20 @@ void check_cpu(const Tensor& t, const char* op) {
   CXR_CHECK(t.device().is_cpu(), op, ": ", describe(t), " is not on the cpu");
 }
 
-// Returns a contiguous copy of `index` (int64 or int32) after checking that every value lies in
-// [0, size): the kernels below then trust the values.
-Tensor checked_index(const Tensor& index, int64_t size, int64_t dim, const Tensor& t,
-                     const char* op) {
+void check_index(const Tensor& index, const char* op) {
   check_cpu(index, op);
+  CXR_CHECK(index.dtype() == kInt64 || index.dtype() == kInt32, op,
+            ": index must be int64 or int32, got ", describe(index));
+}
+
+// Throws, naming the op, when a value of `index` (int64 or int32) lies outside [0, size). The
+// gather/scatter kernels check their indices as they go (a bad index is never dereferenced) and
+// call this on failure for a message that does not depend on which thread saw what.
+void check_index_range(const Tensor& index, int64_t size, int64_t dim, const Tensor& t,
+                       const char* op) {
   Tensor idx = contiguous(index);
   const int64_t n = idx.numel();
-  if (n == 0) return idx;
+  if (n == 0) return;
   int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
   dispatch_index(idx, op, [&]<typename I>() {
     const I* p = idx.data<I>();
@@ -63,7 +70,6 @@ Tensor checked_index(const Tensor& index, int64_t size, int64_t dim, const Tenso
   });
   CXR_CHECK(lo >= 0 && hi < size, op, ": index ", lo < 0 ? lo : hi, " out of range for dim ", dim,
             " of size ", size, " of ", describe(t), " (expected 0..", size - 1, ")");
-  return idx;
 }
 
 // `t` seen with shape `shape` (dims no larger than t's) and stride 0 along `dim`.
@@ -82,36 +88,60 @@ Tensor index_along(const Tensor& index, const Shape& shape, int64_t dim) {
 
 // out[p] = src[p with p[dim] replaced by index[p]], for every p in out's shape. `index` has out's
 // shape (any strides). src is viewed with stride 0 along dim, so the index term is the only
-// dependence on p[dim].
+// dependence on p[dim]. `t` and `dim_arg` only name the input in the error message.
 void gather_kernel(const Tensor& out, const Tensor& src, int64_t dim, const Tensor& index,
-                   const char* op) {
+                   int64_t dim_arg, const char* op) {
+  const int64_t size = src.sizes()[size_t(dim)];
   const int64_t dim_stride = src.strides()[size_t(dim)];
+  if (size == 0) return check_index_range(index, size, dim_arg, src, op);  // any index is bad
   Tensor sv = zero_stride_view(src, out.sizes(), dim);
+  std::atomic<bool> bad{false};
   dispatch_by_size(out.element_size(), [&]<typename U>() {
     dispatch_index(index, op, [&]<typename I>() {
       cpu::for_each_row<3>(
           out.sizes(), {&out, &index, &sv},
-          [dim_stride](const std::array<char*, 3>& p, const std::array<int64_t, 3>& s, int64_t n) {
+          [&](const std::array<char*, 3>& p, const std::array<int64_t, 3>& s, int64_t n) {
             U* o = reinterpret_cast<U*>(p[0]);
             const I* ix = reinterpret_cast<const I*>(p[1]);
             const U* x = reinterpret_cast<const U*>(p[2]);
-            for (int64_t k = 0; k < n; ++k)
-              o[k * s[0]] = x[k * s[2] + int64_t(ix[k * s[1]]) * dim_stride];
+            if (s[1] == 0) {  // one index for the row (index_select): a copy
+              const int64_t i = ix[0];
+              if (i < 0 || i >= size) return bad.store(true);
+              const U* row = x + i * dim_stride;
+              if (s[0] == 1 && s[2] == 1) {
+                std::memcpy(o, row, size_t(n) * sizeof(U));
+              } else {
+                for (int64_t k = 0; k < n; ++k) o[k * s[0]] = row[k * s[2]];
+              }
+              return;
+            }
+            for (int64_t k = 0; k < n; ++k) {
+              int64_t i = ix[k * s[1]];
+              if (i < 0 || i >= size) {
+                bad.store(true, std::memory_order_relaxed);
+                i = 0;
+              }
+              o[k * s[0]] = x[k * s[2] + i * dim_stride];
+            }
           });
     });
   });
+  if (bad) check_index_range(index, size, dim_arg, src, op);
 }
 
-// The rows of scatter_add_kernel: each row runs along the scattered dim in order.
+// The rows of scatter_add_kernel: each row runs along the scattered dim in order. Returns false
+// when an index is out of [0, size) (that element is skipped).
 template <typename T, typename I>
-void scatter_add_rows(const cpu::LoopGeometry<3>& g, const std::array<char*, 3>& base,
-                      int64_t dim_stride) {
+bool scatter_add_rows(const cpu::LoopGeometry<3>& g, const std::array<char*, 3>& base,
+                      int64_t dim_stride, int64_t size) {
   using C = compute_t<T>;
   const int64_t ndim = int64_t(g.shape.size()), inner = g.shape.back();
   int64_t rows = 1;
   for (int64_t d = 0; d + 1 < ndim; ++d) rows *= g.shape[size_t(d)];
   const int64_t s0 = g.strides[0].back(), s1 = g.strides[1].back(), s2 = g.strides[2].back();
-#pragma omp parallel for schedule(static) if (rows > 1 && rows * inner >= cpu::kParallelGrain)
+  bool ok = true;
+#pragma omp parallel for schedule(static) reduction(&& : ok) \
+    if (rows > 1 && rows * inner >= cpu::kParallelGrain)
   for (int64_t r = 0; r < rows; ++r) {
     std::array<int64_t, 3> off = {0, 0, 0};
     int64_t rem = r;
@@ -124,18 +154,25 @@ void scatter_add_rows(const cpu::LoopGeometry<3>& g, const std::array<char*, 3>&
     const I* ix = reinterpret_cast<const I*>(base[1]) + off[1];
     const T* x = reinterpret_cast<const T*>(base[2]) + off[2];
     for (int64_t k = 0; k < inner; ++k) {
-      T& dst = t[k * s0 + int64_t(ix[k * s1]) * dim_stride];
+      const int64_t i = ix[k * s1];
+      if (i < 0 || i >= size) {
+        ok = false;
+        continue;
+      }
+      T& dst = t[k * s0 + i * dim_stride];
       dst = convert<T>(C(C(dst) + C(x[k * s2])));
     }
   }
+  return ok;
 }
 
 // target[p with p[dim] replaced by index[p]] += src[p], for every p in `shape` (index and src are
 // views of that shape). Elements that differ only along dim may hit the same target, so dim is
 // the sequential inner loop and the other coordinates are split across threads: the sum order is
-// fixed and there are no atomics.
+// fixed and there are no atomics. An out-of-range index throws after the other elements were
+// added, so callers that must not leave a half-updated target check the index first.
 void scatter_add_kernel(const Tensor& target, int64_t dim, const Tensor& index, const Tensor& src,
-                        const Shape& shape, const char* op) {
+                        const Shape& shape, int64_t dim_arg, const char* op) {
   if (shape_numel(shape) == 0) return;
   Tensor tv = zero_stride_view(target, shape, dim);
   // Dims in loop order: every dim but `dim`, then `dim` innermost.
@@ -153,11 +190,15 @@ void scatter_add_kernel(const Tensor& target, int64_t dim, const Tensor& index, 
   const cpu::LoopGeometry<3> g = cpu::make_geometry<3>(order_shape, order_strides);
   std::array<char*, 3> base;
   for (size_t i = 0; i < 3; ++i) base[i] = static_cast<char*>(ops[i]->data_ptr());
+  const int64_t size = target.sizes()[size_t(dim)];
   const int64_t dim_stride = target.strides()[size_t(dim)];
+  bool ok = true;
   CXR_DISPATCH_ALL(target.dtype(), op, [&]<typename T>() {
-    dispatch_index(index, op, [&]<typename I>() { scatter_add_rows<T, I>(g, base, dim_stride); });
+    dispatch_index(index, op,
+                   [&]<typename I>() { ok = scatter_add_rows<T, I>(g, base, dim_stride, size); });
   });
   target.storage()->bump_version();
+  if (!ok) check_index_range(index, size, dim_arg, target, op);
 }
 
 // The bytes of `value` converted to `dtype`, for the size-dispatched fill kernels.
@@ -179,12 +220,15 @@ Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
   CXR_CHECK(index.defined() && index.dim() <= 1, "index_select: index must be 0-D or 1-D, got ",
             describe(index));
   int64_t d = normalize_dim(dim, t.dim(), "index_select");
-  Tensor idx = checked_index(index, t.sizes()[size_t(d)], dim, t, "index_select");
+  check_index(index, "index_select");
   Shape shape = t.sizes();
-  shape[size_t(d)] = idx.numel();
+  shape[size_t(d)] = index.numel();
   Tensor out = empty(shape, t.dtype(), t.device());
-  if (out.numel() == 0) return out;
-  gather_kernel(out, t, d, index_along(idx, shape, d), "index_select");
+  if (out.numel() == 0) {  // nothing to move, but the index must still be valid
+    check_index_range(index, t.sizes()[size_t(d)], dim, t, "index_select");
+    return out;
+  }
+  gather_kernel(out, t, d, index_along(index, shape, d), dim, "index_select");
   return out;
 }
 
@@ -197,10 +241,13 @@ Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
   for (int64_t k = 0; k < t.dim(); ++k)
     CXR_CHECK(k == d || index.sizes()[size_t(k)] <= t.sizes()[size_t(k)], "gather: index ",
               describe(index), " is larger than the input ", describe(t), " in dim ", k);
-  Tensor idx = checked_index(index, t.sizes()[size_t(d)], dim, t, "gather");
-  Tensor out = empty(idx.sizes(), t.dtype(), t.device());
-  if (out.numel() == 0) return out;
-  gather_kernel(out, t, d, idx, "gather");
+  check_index(index, "gather");
+  Tensor out = empty(index.sizes(), t.dtype(), t.device());
+  if (out.numel() == 0) {  // nothing to move, but the index must still be valid
+    check_index_range(index, t.sizes()[size_t(d)], dim, t, "gather");
+    return out;
+  }
+  gather_kernel(out, t, d, index, dim, "gather");
   return out;
 }
 
@@ -220,10 +267,10 @@ Tensor scatter_add(const Tensor& t, int64_t dim, const Tensor& index, const Tens
               "scatter_add: index ", describe(index), " is larger than src ", describe(src),
               " or the input ", describe(t), " in dim ", k);
   }
-  Tensor idx = checked_index(index, t.sizes()[size_t(d)], dim, t, "scatter_add");
+  check_index(index, "scatter_add");
   Tensor out = clone(t);
-  Tensor sv(src.storage(), idx.sizes(), src.strides(), src.offset(), src.dtype());
-  scatter_add_kernel(out, d, idx, sv, idx.sizes(), "scatter_add");
+  Tensor sv(src.storage(), index.sizes(), src.strides(), src.offset(), src.dtype());
+  scatter_add_kernel(out, d, index, sv, index.sizes(), dim, "scatter_add");
   return out;
 }
 
@@ -245,8 +292,10 @@ void index_add_(const Tensor& t, int64_t dim, const Tensor& index, const Tensor&
     CXR_CHECK(t.strides()[size_t(k)] != 0 || t.sizes()[size_t(k)] <= 1,
               "index_add_: cannot write into ", describe(t),
               " whose elements overlap (an expanded view); clone it first");
-  Tensor idx = checked_index(index, t.sizes()[size_t(d)], dim, t, "index_add_");
-  scatter_add_kernel(t, d, index_along(idx, expected, d), src, expected, "index_add_");
+  // Checked first: an in-place op must not leave `t` half updated.
+  check_index(index, "index_add_");
+  check_index_range(index, t.sizes()[size_t(d)], dim, t, "index_add_");
+  scatter_add_kernel(t, d, index_along(index, expected, d), src, expected, dim, "index_add_");
 }
 
 Tensor masked_fill(const Tensor& t, const Tensor& mask, double value) {

@@ -260,6 +260,33 @@ TEST(Indexing, IndexErrorsNameTheOp) {
   expect_error([&] { raw::where(raw::zeros({2}, kBool), x, x); }, "where");
 }
 
+TEST(Indexing, BadIndicesInLargeInputsAreReportedAndLeaveInPlaceTargetsUntouched) {
+  // The kernels check indices as they go (in parallel); the message names the worst value.
+  Tensor x = iota({300, 400});
+  std::vector<int64_t> idx(size_t(300 * 200), 5);
+  idx[12345] = 999;
+  idx[200] = -3;
+  Tensor index = ints(idx, {300, 200});
+  try {
+    raw::gather(x, 1, index);
+    FAIL() << "expected an error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("gather: index -3 out of range for dim 1 of size 400"),
+              std::string::npos)
+        << e.what();
+  }
+  EXPECT_THROW(raw::scatter_add(x, 1, index, x), Error);
+  EXPECT_THROW(raw::index_select(x, 1, raw::narrow(raw::reshape(index, {-1}), 0, 12000, 400)),
+               Error);
+  // index_add_ validates before writing: the target is unchanged after the error.
+  Tensor target = raw::zeros({3, 4});
+  EXPECT_THROW(raw::index_add_(target, 0, ints({0, 1, 3}, {3}), raw::ones({3, 4})), Error);
+  EXPECT_EQ(target.to_vector<double>(), std::vector<double>(12, 0.0));
+  // Empty outputs still validate the index.
+  EXPECT_THROW(raw::index_select(raw::empty({0, 4}), 1, ints({7}, {1})), Error);
+  EXPECT_THROW(raw::index_select(x, 0, raw::empty({0}, kFloat32)), Error);
+}
+
 TEST(Indexing, ScatterAddAndIndexAddIntoNonContiguousTargets) {
   // index_add_ into a transposed view writes through to the base.
   Tensor base = raw::zeros({4, 3});
