@@ -29,6 +29,7 @@ void unary_(UnaryOp op, const Tensor& x);  // in place
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b);
 Tensor binary(BinaryOp op, const Tensor& a, double b);
+Tensor binary(BinaryOp op, double a, const Tensor& b);  // scalar first (rsub, rdiv, scalar ** t)
 // a <- a op b in place (b broadcast to a's shape; a's dtype kept).
 void binary_(BinaryOp op, const Tensor& a, const Tensor& b);
 void binary_(BinaryOp op, const Tensor& a, double b);
