@@ -20,7 +20,22 @@
 namespace cxr::raw {
 namespace {
 
-constexpr int kLanes = 8;  // partial float64 sums per reduction
+// Reductions run over blocks of kBlock elements: a branch-free map loop fills float64 buffers,
+// then sum_block adds a buffer with kLanes partial sums. Both loops vectorise, and the summation
+// order is fixed by the block and lane structure alone.
+constexpr int kLanes = 16;
+constexpr int64_t kBlock = 256;
+
+[[gnu::always_inline]] inline double sum_block(const double* v, int64_t m) {
+  double acc[kLanes] = {};
+  int64_t i = 0;
+  for (; i + kLanes <= m; i += kLanes)
+    for (int l = 0; l < kLanes; ++l) acc[l] += v[i + l];
+  for (; i < m; ++i) acc[0] += v[i];
+  double s = 0;
+  for (int l = 0; l < kLanes; ++l) s += acc[l];
+  return s;
+}
 
 template <typename T>
 [[gnu::always_inline]] inline T exp_t(T x) {
@@ -35,30 +50,26 @@ template <typename T>
   return T(1) / (T(1) + exp_t(-z));
 }
 
-// mean and population variance of x[0..n) in float64.
+// mean and population variance of x[0..n) in float64 (two passes).
 template <typename T>
 [[gnu::always_inline]] inline void moments(const T* x, int64_t n, double* out) {
-  double acc[kLanes] = {};
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += double(x[i + l]);
-  for (; i < n; ++i) acc[0] += double(x[i]);
+  double buf[kBlock];
   double s = 0;
-  for (int l = 0; l < kLanes; ++l) s += acc[l];
-  const double mean = n > 0 ? s / double(n) : 0.0;
-  double sq[kLanes] = {};
-  i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      double d = double(x[i + l]) - mean;
-      sq[l] += d * d;
-    }
-  for (; i < n; ++i) {
-    double d = double(x[i]) - mean;
-    sq[0] += d * d;
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const int64_t m = std::min(kBlock, n - i0);
+    for (int64_t k = 0; k < m; ++k) buf[k] = double(x[i0 + k]);
+    s += sum_block(buf, m);
   }
+  const double mean = n > 0 ? s / double(n) : 0.0;
   double v = 0;
-  for (int l = 0; l < kLanes; ++l) v += sq[l];
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const int64_t m = std::min(kBlock, n - i0);
+    for (int64_t k = 0; k < m; ++k) {
+      const double d = double(x[i0 + k]) - mean;
+      buf[k] = d * d;
+    }
+    v += sum_block(buf, m);
+  }
   out[0] = mean;
   out[1] = n > 0 ? v / double(n) : 0.0;
 }
@@ -94,73 +105,96 @@ template <typename T>
 
 // One channel of group/batch-norm backward, pass 1: sums of dz and dz * xhat, where dz is g times
 // the SiLU derivative at z = xhat w + b when `silu`.
-template <typename T>
-[[gnu::always_inline]] inline void channel_sums(const T* g, const T* x, int64_t n, T mean, T rstd,
-                                                T w, T b, bool silu, double* out) {
-  double sdz[kLanes] = {}, sdzx[kLanes] = {};
-  int64_t i = 0;
-  auto term = [&](int64_t k, int l) {
-    T xh = (x[k] - mean) * rstd;
-    T dz = g[k];
-    if (silu) {
-      T z = xh * w + b, s = sigmoid_t(z);
-      dz = dz * (s * (T(1) + z * (T(1) - s)));
-    }
-    sdz[l] += double(dz);
-    sdzx[l] += double(dz * xh);
-  };
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) term(i + l, l);
-  for (; i < n; ++i) term(i, 0);
+template <typename T, bool silu>
+[[gnu::always_inline]] inline void channel_sums_t(const T* g, const T* x, int64_t n, T mean, T rstd,
+                                                  T w, T b, double* out) {
+  double bdz[kBlock], bdzx[kBlock];
   double a = 0, c = 0;
-  for (int l = 0; l < kLanes; ++l) {
-    a += sdz[l];
-    c += sdzx[l];
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const int64_t m = std::min(kBlock, n - i0);
+    for (int64_t k = 0; k < m; ++k) {
+      T xh = (x[i0 + k] - mean) * rstd;
+      T dz = g[i0 + k];
+      if constexpr (silu) {
+        T z = xh * w + b, s = sigmoid_t(z);
+        dz = dz * (s * (T(1) + z * (T(1) - s)));
+      }
+      bdz[k] = double(dz);
+      bdzx[k] = double(dz * xh);
+    }
+    a += sum_block(bdz, m);
+    c += sum_block(bdzx, m);
   }
   out[0] = a;
   out[1] = c;
 }
+// `silu` (and below `has_w`) become template parameters so the inner loops have no branches and
+// vectorise.
+template <typename T>
+[[gnu::always_inline]] inline void channel_sums(const T* g, const T* x, int64_t n, T mean, T rstd,
+                                                T w, T b, bool silu, double* out) {
+  if (silu) {
+    channel_sums_t<T, true>(g, x, n, mean, rstd, w, b, out);
+  } else {
+    channel_sums_t<T, false>(g, x, n, mean, rstd, w, b, out);
+  }
+}
 
 // Pass 2: dx = rstd * (dz * w - c1 - xhat * c2).
-template <typename T>
-[[gnu::always_inline]] inline void channel_dx(const T* g, const T* x, T* dx, int64_t n, T mean,
-                                              T rstd, T w, T b, bool silu, T c1, T c2) {
+template <typename T, bool silu>
+[[gnu::always_inline]] inline void channel_dx_t(const T* g, const T* x, T* dx, int64_t n, T mean,
+                                                T rstd, T w, T b, T c1, T c2) {
   for (int64_t k = 0; k < n; ++k) {
     T xh = (x[k] - mean) * rstd;
     T dz = g[k];
-    if (silu) {
+    if constexpr (silu) {
       T z = xh * w + b, s = sigmoid_t(z);
       dz = dz * (s * (T(1) + z * (T(1) - s)));
     }
     dx[k] = rstd * (dz * w - c1 - xh * c2);
   }
 }
-
-// Layer-norm backward for one row: returns nothing, writes dx.
 template <typename T>
-[[gnu::always_inline]] inline void layer_row_backward(const T* g, const T* x, T* dx, int64_t n,
-                                                      T mean, T rstd, const T* w) {
-  double sa[kLanes] = {}, sb[kLanes] = {};
-  auto term = [&](int64_t k, int l) {
-    T xh = (x[k] - mean) * rstd;
-    T gy = w ? g[k] * w[k] : g[k];
-    sa[l] += double(gy);
-    sb[l] += double(gy * xh);
-  };
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) term(i + l, l);
-  for (; i < n; ++i) term(i, 0);
+[[gnu::always_inline]] inline void channel_dx(const T* g, const T* x, T* dx, int64_t n, T mean,
+                                              T rstd, T w, T b, bool silu, T c1, T c2) {
+  if (silu) {
+    channel_dx_t<T, true>(g, x, dx, n, mean, rstd, w, b, c1, c2);
+  } else {
+    channel_dx_t<T, false>(g, x, dx, n, mean, rstd, w, b, c1, c2);
+  }
+}
+
+// Layer-norm backward for one row: writes dx.
+template <typename T, bool has_w>
+[[gnu::always_inline]] inline void layer_row_backward_t(const T* g, const T* x, T* dx, int64_t n,
+                                                        T mean, T rstd, const T* w) {
+  double ba[kBlock], bb[kBlock];
   double a = 0, b = 0;
-  for (int l = 0; l < kLanes; ++l) {
-    a += sa[l];
-    b += sb[l];
+  for (int64_t i0 = 0; i0 < n; i0 += kBlock) {
+    const int64_t m = std::min(kBlock, n - i0);
+    for (int64_t k = 0; k < m; ++k) {
+      T xh = (x[i0 + k] - mean) * rstd;
+      T gy = has_w ? g[i0 + k] * w[i0 + k] : g[i0 + k];
+      ba[k] = double(gy);
+      bb[k] = double(gy * xh);
+    }
+    a += sum_block(ba, m);
+    b += sum_block(bb, m);
   }
   const T c1 = T(a / double(n)), c2 = T(b / double(n));
   for (int64_t k = 0; k < n; ++k) {
     T xh = (x[k] - mean) * rstd;
-    T gy = w ? g[k] * w[k] : g[k];
+    T gy = has_w ? g[k] * w[k] : g[k];
     dx[k] = rstd * (gy - c1 - xh * c2);
+  }
+}
+template <typename T>
+[[gnu::always_inline]] inline void layer_row_backward(const T* g, const T* x, T* dx, int64_t n,
+                                                      T mean, T rstd, const T* w) {
+  if (w) {
+    layer_row_backward_t<T, true>(g, x, dx, n, mean, rstd, w);
+  } else {
+    layer_row_backward_t<T, false>(g, x, dx, n, mean, rstd, w);
   }
 }
 

@@ -48,14 +48,10 @@ template <typename T>
 
 template <typename T>
 [[gnu::always_inline]] inline T row_max(const T* x, int64_t n) {
-  T acc[kLanes];
-  for (int l = 0; l < kLanes; ++l) acc[l] = -std::numeric_limits<T>::infinity();
-  int64_t i = 0;
-  for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] = x[i + l] > acc[l] ? x[i + l] : acc[l];
-  for (; i < n; ++i) acc[0] = x[i] > acc[0] ? x[i] : acc[0];
-  T m = acc[0];
-  for (int l = 1; l < kLanes; ++l) m = acc[l] > m ? acc[l] : m;
+  // max is exact, so the vectorised reduction's order does not change the result.
+  T m = -std::numeric_limits<T>::infinity();
+#pragma omp simd reduction(max : m)
+  for (int64_t i = 0; i < n; ++i) m = x[i] > m ? x[i] : m;
   return m;
 }
 
@@ -115,13 +111,17 @@ template <typename T>
 }
 
 // Backward, one row: softmax dx = y (g - sum(g y)); log_softmax dx = g - exp(y) sum(g).
-template <typename T>
-[[gnu::always_inline]] inline void backward_row(const T* g, const T* y, T* dx, int64_t n,
-                                                bool log) {
+template <typename T, bool log>
+[[gnu::always_inline]] inline void backward_row(const T* g, const T* y, T* dx, int64_t n) {
   T acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) acc[l] += log ? g[i + l] : g[i + l] * y[i + l];
+    for (int l = 0; l < kLanes; ++l)
+      if constexpr (log) {
+        acc[l] += g[i + l];
+      } else {
+        acc[l] += g[i + l] * y[i + l];
+      }
   for (; i < n; ++i) acc[0] += log ? g[i] : g[i] * y[i];
   const T s = lane_sum(acc);
   if (log) {
@@ -131,9 +131,9 @@ template <typename T>
   }
 }
 
-template <typename T>
+template <typename T, bool log>
 [[gnu::always_inline]] inline void backward_cols(const T* g, const T* y, T* dx, int64_t n,
-                                                 int64_t inner, int64_t w, bool log) {
+                                                 int64_t inner, int64_t w) {
   T s[kCols];
   for (int64_t j = 0; j < w; ++j) s[j] = 0;
   for (int64_t k = 0; k < n; ++k)
@@ -161,16 +161,26 @@ template <typename T>
     forward_cols(x + t.offset, y + t.offset, s.n, s.inner, t.count, log);
   }
 }
-template <typename T>
-[[gnu::always_inline]] inline void run_backward(const T* g, const T* y, T* dx, const Slabs& s,
-                                                Task t, bool log) {
+template <typename T, bool log>
+[[gnu::always_inline]] inline void run_backward_t(const T* g, const T* y, T* dx, const Slabs& s,
+                                                  Task t) {
   if (s.inner == 1) {
     for (int64_t r = 0; r < t.count; ++r) {
       const int64_t o = t.offset + r * s.n;
-      backward_row(g + o, y + o, dx + o, s.n, log);
+      backward_row<T, log>(g + o, y + o, dx + o, s.n);
     }
   } else {
-    backward_cols(g + t.offset, y + t.offset, dx + t.offset, s.n, s.inner, t.count, log);
+    backward_cols<T, log>(g + t.offset, y + t.offset, dx + t.offset, s.n, s.inner, t.count);
+  }
+}
+// `log` as a template parameter keeps the inner loops branch-free (vectorisable).
+template <typename T>
+[[gnu::always_inline]] inline void run_backward(const T* g, const T* y, T* dx, const Slabs& s,
+                                                Task t, bool log) {
+  if (log) {
+    run_backward_t<T, true>(g, y, dx, s, t);
+  } else {
+    run_backward_t<T, false>(g, y, dx, s, t);
   }
 }
 
