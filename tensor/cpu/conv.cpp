@@ -211,44 +211,79 @@ void scatter_chunk(const T* m, int64_t nb, int64_t ch, int64_t pix, int64_t imag
       std::copy(m + c * ld + i * pix, m + c * ld + (i + 1) * pix, t + i * image + c * pix);
 }
 
-// How the batch is cut into chunks of whole images.
+// How the work of one pass is cut into GEMM-sized items. The columns (output pixels of the whole
+// batch) are cut into chunks of whole images when images are small, or else into tiles of at most
+// kMaxTileColumns of one image; each (chunk or tile, group) is one item. The cut depends on the
+// shape only. Items run in parallel (each GEMM single-threaded) when there are enough of them to
+// keep every thread busy, else one after another with each GEMM threaded. A GEMM's result does not
+// depend on its threading or on how its columns are tiled, so neither choice changes any bit.
 struct Plan {
   int64_t per_chunk;  // images per chunk
   int64_t chunks;
-  bool parallel_items;  // spread (chunk, group) items over threads; else thread each GEMM
+  int64_t tiles;  // column tiles per image (1 when a chunk holds several images)
+  int64_t items;  // chunks * tiles * groups
+  bool parallel_items;
 };
 
-// Chunks hold enough images for `min_cols` GEMM columns. Items run in parallel when there are
-// many groups of small GEMMs (each call too small to thread well on its own).
-Plan make_plan(const ConvShape& s, int64_t min_cols) {
+// GEMM columns targeted per chunk in the forward / backward-input passes and in the weight pass
+// (whose reduction runs over the columns, so wider is better), and the widest forward tile.
+constexpr int64_t kMinColumns = 256;
+constexpr int64_t kMinColumnsWeight = 1024;
+constexpr int64_t kMaxTileColumns = 2048;
+
+// Whether `items` independent GEMMs of `cols` columns should be spread over the threads.
+bool spread(int64_t items, int64_t cols, double total_macs) {
+  const int64_t threads = omp_get_max_threads();
+  if (threads < 2 || total_macs < 262144.0) return false;
+  // One GEMM per item repacks the weights, which pays off once each item has a few hundred
+  // columns; with just one or two items per thread, an uneven split would idle a thread.
+  return items >= 4 * threads || (items % threads == 0 && cols >= 384);
+}
+
+Plan make_plan(const ConvShape& s, int64_t min_cols, bool allow_tiles) {
   Plan pl{};
-  pl.per_chunk = std::clamp<int64_t>((min_cols + s.pixels() - 1) / s.pixels(), 1, s.n);
+  const int64_t pix = s.pixels();
+  pl.per_chunk = std::clamp<int64_t>((min_cols + pix - 1) / pix, 1, s.n);
   pl.chunks = (s.n + pl.per_chunk - 1) / pl.per_chunk;
   pl.per_chunk = (s.n + pl.chunks - 1) / pl.chunks;  // balanced: 8 images as 4 + 4, not 6 + 2
-  const double macs_per_item =
-      double(s.ocg) * double(s.kdim()) * double(pl.per_chunk) * double(s.pixels());
-  const double macs = macs_per_item * double(pl.chunks * s.groups);
-  pl.parallel_items = s.groups > 1 && macs_per_item < 8.0 * 1024 * 1024 && macs >= 262144.0 &&
-                      pl.chunks * s.groups >= 2 * int64_t(omp_get_max_threads());
+  pl.tiles = allow_tiles && pl.per_chunk == 1 ? (pix + kMaxTileColumns - 1) / kMaxTileColumns : 1;
+  pl.items = pl.chunks * pl.tiles * s.groups;
+  const int64_t cols = pl.per_chunk * pix / pl.tiles;
+  pl.parallel_items = spread(
+      pl.items, cols, double(s.ocg) * double(s.kdim()) * double(s.n * pix) * double(s.groups));
   return pl;
 }
 
-// Runs item(chunk, group, first_image, images) for every item, in parallel or in order.
+// One item: group g, images [n0, n0 + nb), output pixels [p0, p0 + np) of each.
+struct Item {
+  int64_t g, n0, nb, p0, np;
+  int64_t cols() const { return nb * np; }
+};
+
+// Runs body(item) for every item of the plan, in parallel or in order.
 template <typename F>
-void for_each_item(const ConvShape& s, const Plan& pl, F&& item) {
-  const int64_t items = pl.chunks * s.groups;
+void for_each_item(const ConvShape& s, const Plan& pl, F&& body) {
+  const int64_t pix = s.pixels();
 #pragma omp parallel for schedule(dynamic, 1) if (pl.parallel_items)
-  for (int64_t it = 0; it < items; ++it) {
-    const int64_t chunk = it / s.groups, g = it % s.groups;
+  for (int64_t it = 0; it < pl.items; ++it) {
+    const int64_t g = it % s.groups, rest = it / s.groups;
+    const int64_t tile = rest % pl.tiles, chunk = rest / pl.tiles;
     const int64_t n0 = chunk * pl.per_chunk, nb = std::min(pl.per_chunk, s.n - n0);
-    item(g, n0, nb);
+    const int64_t p0 = tile * pix / pl.tiles, p1 = (tile + 1) * pix / pl.tiles;
+    body(Item{g, n0, nb, p0, p1 - p0});
   }
 }
 
-// GEMM columns targeted per chunk in the forward / backward-input passes and in the weight pass
-// (whose reduction runs over the columns, so wider is better).
-constexpr int64_t kMinColumns = 256;
-constexpr int64_t kMinColumnsWeight = 1024;
+// im2col of an item into col [kdim, cols] (columns image by image).
+template <typename T>
+void im2col_item(const T* xg, const Strides4& xs, const ConvShape& s, const Item& it, T* col) {
+  const int64_t kdim = s.kdim(), rows = it.nb * kdim, cols = it.cols();
+#pragma omp parallel for schedule(static) if (rows * cols >= 65536)
+  for (int64_t r = 0; r < rows; ++r) {
+    const int64_t i = r / kdim, k = r % kdim;
+    im2col_rows(xg + i * xs.n, xs, s, it.p0, it.np, k, k + 1, col + i * it.np, cols);
+  }
+}
 
 template <typename T>
 void forward_kernel(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y,
@@ -260,34 +295,29 @@ void forward_kernel(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   const Strides4 xs = strides4(x);
   const int64_t kdim = s.kdim(), pix = s.pixels();
   const bool direct_input = s.pointwise() && xs.h == s.w * xs.w;  // [IC, H·W] with one stride
-  const Plan pl = make_plan(s, kMinColumns);
-  for_each_item(s, pl, [&](int64_t g, int64_t n0, int64_t nb) {
-    const int64_t cols = nb * pix;
-    const T* xg = xp + n0 * xs.n + g * s.icg * xs.c;
+  for_each_item(s, make_plan(s, kMinColumns, true), [&](const Item& it) {
+    const int64_t cols = it.cols();
+    const T* xg = xp + it.n0 * xs.n + it.g * s.icg * xs.c;
     // B = the [kdim, cols] input matrix.
-    const T* b = xg;
+    const T* b = xg + it.p0 * xs.w;
     int64_t rsb = xs.c, csb = xs.w;
-    if (!(direct_input && nb == 1)) {
+    if (!(direct_input && it.nb == 1)) {
       T* col = scratch<T>(0, kdim * cols);
-      const int64_t rows_total = nb * kdim;
-#pragma omp parallel for schedule(static) if (rows_total * cols >= 65536)
-      for (int64_t r = 0; r < rows_total; ++r) {
-        const int64_t i = r / kdim, k = r % kdim;
-        im2col_rows(xg + i * xs.n, xs, s, 0, pix, k, k + 1, col + i * pix, cols);
-      }
+      im2col_item(xg, xs, s, it, col);
       b = col, rsb = cols, csb = 1;
     }
     // C = the [ocg, cols] output, in place for one image, else a chunk matrix scattered after.
-    T* c = nb == 1 ? yp + n0 * s.oc * pix + g * s.ocg * pix : scratch<T>(1, s.ocg * cols);
+    T* yg = yp + it.n0 * s.oc * pix + it.g * s.ocg * pix;
+    T* c = it.nb == 1 ? yg + it.p0 : scratch<T>(1, s.ocg * cols);
+    const int64_t ldc = it.nb == 1 ? pix : cols;
     if (bp) {
 #pragma omp parallel for schedule(static) if (s.ocg * cols >= 65536)
       for (int64_t o = 0; o < s.ocg; ++o)
-        std::fill(c + o * cols, c + (o + 1) * cols, bp[g * s.ocg + o]);
+        std::fill(c + o * ldc, c + o * ldc + cols, bp[it.g * s.ocg + o]);
     }
-    gemm(s.ocg, cols, kdim, wp + g * s.ocg * kdim, kdim, 1, b, rsb, csb, bp ? T(1) : T(0), c, cols,
-         1);
-    if (nb > 1)
-      scatter_chunk(c, nb, s.ocg, pix, s.oc * pix, yp + n0 * s.oc * pix + g * s.ocg * pix);
+    gemm(s.ocg, cols, kdim, wp + it.g * s.ocg * kdim, kdim, 1, b, rsb, csb, bp ? T(1) : T(0), c,
+         ldc, 1);
+    if (it.nb > 1) scatter_chunk(c, it.nb, s.ocg, pix, s.oc * pix, yg);
   });
 }
 
@@ -300,31 +330,31 @@ void backward_input_kernel(const Tensor& gy, const Tensor& weight, const Tensor&
   const Strides4 gs = strides4(gy);
   const int64_t kdim = s.kdim(), pix = s.pixels(), hw = s.h * s.w;
   const bool direct_grad = gs.h == s.ow * gs.w;
-  const Plan pl = make_plan(s, kMinColumns);
-  for_each_item(s, pl, [&](int64_t g, int64_t n0, int64_t nb) {
-    const int64_t cols = nb * pix;
-    const T* gyg = gyp + n0 * gs.n + g * s.ocg * gs.c;
+  // col2im adds overlapping windows, so an item owns whole images (no column tiles).
+  for_each_item(s, make_plan(s, kMinColumns, false), [&](const Item& it) {
+    const int64_t cols = it.cols();
+    const T* gyg = gyp + it.n0 * gs.n + it.g * s.ocg * gs.c;
     // B = the [ocg, cols] output gradient.
     const T* b = gyg;
     int64_t rsb = gs.c, csb = gs.w;
-    if (!(direct_grad && nb == 1)) {
+    if (!(direct_grad && it.nb == 1)) {
       T* m = scratch<T>(1, s.ocg * cols);
-      gather_chunk(gyg, gs, nb, s.ocg, s.oh, s.ow, m);
+      gather_chunk(gyg, gs, it.nb, s.ocg, s.oh, s.ow, m);
       b = m, rsb = cols, csb = 1;
     }
-    T* gxg = gxp + n0 * s.c * hw + g * s.icg * hw;
-    const T* a = wp + g * s.ocg * kdim;  // Wᵀ: element (k, o) at a[o * kdim + k]
-    if (s.pointwise() && nb == 1) {
+    T* gxg = gxp + it.n0 * s.c * hw + it.g * s.icg * hw;
+    const T* a = wp + it.g * s.ocg * kdim;  // Wᵀ: element (k, o) at a[o * kdim + k]
+    if (s.pointwise() && it.nb == 1) {
       gemm(kdim, cols, s.ocg, a, 1, kdim, b, rsb, csb, T(0), gxg, hw, 1);
       return;
     }
     T* dcol = scratch<T>(0, kdim * cols);
     gemm(kdim, cols, s.ocg, a, 1, kdim, b, rsb, csb, T(0), dcol, cols, 1);
     if (s.pointwise()) {  // dcol is already the [icg, cols] chunk of dX
-      scatter_chunk(dcol, nb, s.icg, pix, s.c * hw, gxg);
+      scatter_chunk(dcol, it.nb, s.icg, pix, s.c * hw, gxg);
       return;
     }
-    const int64_t planes = nb * s.icg;
+    const int64_t planes = it.nb * s.icg;
 #pragma omp parallel for schedule(static) if (planes * kdim * pix >= 65536)
     for (int64_t q = 0; q < planes; ++q) {
       const int64_t i = q / s.icg, ic = q % s.icg;
@@ -333,23 +363,38 @@ void backward_input_kernel(const Tensor& gy, const Tensor& weight, const Tensor&
   });
 }
 
+// dW sums over every image. The chunks are split into `partials` consecutive runs (a number fixed
+// by the shape) whose sums are computed independently, in parallel when there are enough, and
+// then added in order: partial 0 + partial 1 + ..., the same for any thread count.
+constexpr int64_t kMaxPartials = 8;
+constexpr double kMaxPartialElements = 8.0 * 1024 * 1024;
+
 template <typename T>
 void backward_weight_kernel(const Tensor& gy, const Tensor& x, const Tensor& gw,
                             const ConvShape& s) {
   const T* gyp = gy.data<T>();
   const T* xp = x.data<T>();
-  T* gwp = gw.data<T>();  // contiguous [OC, kdim]
   const Strides4 gs = strides4(gy), xs = strides4(x);
-  const int64_t kdim = s.kdim(), pix = s.pixels();
+  const int64_t kdim = s.kdim(), pix = s.pixels(), dw_size = s.oc * kdim;
   const bool direct_grad = gs.h == s.ow * gs.w;
   const bool direct_input = s.pointwise() && xs.h == s.w * xs.w;
-  Plan pl = make_plan(s, kMinColumnsWeight);
-  // Each group's dW is one sum over the chunks in order, so items are groups (chunks run inside).
-  const bool parallel_groups = pl.parallel_items || (s.groups >= 2 * omp_get_max_threads() &&
-                                                     double(s.ocg) * kdim * s.n * pix < 64e6);
-#pragma omp parallel for schedule(dynamic, 1) if (parallel_groups)
-  for (int64_t g = 0; g < s.groups; ++g) {
-    for (int64_t chunk = 0; chunk < pl.chunks; ++chunk) {
+  const Plan pl = make_plan(s, kMinColumnsWeight, false);
+  const int64_t partials = std::clamp<int64_t>(int64_t(kMaxPartialElements / double(dw_size)), 1,
+                                               std::min(pl.chunks, kMaxPartials));
+  // Partial 0 accumulates into gw itself, the others into a scratch tensor.
+  Tensor extra = partials > 1 ? empty({partials - 1, dw_size}, gw.dtype()) : Tensor();
+  auto partial_ptr = [&](int64_t q) {
+    return q == 0 ? gw.data<T>() : extra.data<T>() + (q - 1) * dw_size;
+  };
+  const int64_t items = partials * s.groups;
+  const bool parallel =
+      spread(items, pl.per_chunk * pix * pl.chunks / partials, double(dw_size) * double(s.n * pix));
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+  for (int64_t item = 0; item < items; ++item) {
+    const int64_t q = item / s.groups, g = item % s.groups;
+    const int64_t c0 = q * pl.chunks / partials, c1 = (q + 1) * pl.chunks / partials;
+    T* gwg = partial_ptr(q) + g * s.ocg * kdim;
+    for (int64_t chunk = c0; chunk < c1; ++chunk) {
       const int64_t n0 = chunk * pl.per_chunk, nb = std::min(pl.per_chunk, s.n - n0);
       const int64_t cols = nb * pix;
       const T* gyg = gyp + n0 * gs.n + g * s.ocg * gs.c;
@@ -367,16 +412,20 @@ void backward_weight_kernel(const Tensor& gy, const Tensor& x, const Tensor& gw,
       int64_t rsb = xs.w, csb = xs.c;
       if (!(direct_input && nb == 1)) {
         T* col = scratch<T>(0, kdim * cols);
-        const int64_t rows_total = nb * kdim;
-#pragma omp parallel for schedule(static) if (rows_total * cols >= 65536)
-        for (int64_t r = 0; r < rows_total; ++r) {
-          const int64_t i = r / kdim, k = r % kdim;
-          im2col_rows(xg + i * xs.n, xs, s, 0, pix, k, k + 1, col + i * pix, cols);
-        }
+        im2col_item(xg, xs, s, Item{g, n0, nb, 0, pix}, col);
         b = col, rsb = 1, csb = cols;
       }
-      gemm(s.ocg, kdim, cols, a, rsa, csa, b, rsb, csb, chunk == 0 ? T(0) : T(1),
-           gwp + g * s.ocg * kdim, kdim, 1);
+      gemm(s.ocg, kdim, cols, a, rsa, csa, b, rsb, csb, chunk == c0 ? T(0) : T(1), gwg, kdim, 1);
+    }
+  }
+  if (partials > 1) {
+    T* out = gw.data<T>();
+    const T* ex = extra.data<T>();
+#pragma omp parallel for schedule(static) if (dw_size >= 65536)
+    for (int64_t e = 0; e < dw_size; ++e) {
+      T acc = out[e];
+      for (int64_t q = 1; q < partials; ++q) acc += ex[(q - 1) * dw_size + e];
+      out[e] = acc;
     }
   }
 }

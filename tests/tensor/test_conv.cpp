@@ -77,6 +77,13 @@ std::vector<double> reference_conv(const Tensor& x, const Tensor& w, const Tenso
   return y;
 }
 
+double dot(const Tensor& a, const Tensor& b) {
+  const auto av = a.to_vector<double>(), bv = b.to_vector<double>();
+  double s = 0;
+  for (size_t i = 0; i < av.size(); ++i) s += av[i] * bv[i];
+  return s;
+}
+
 bool bitwise_equal(const Tensor& a, const Tensor& b) {
   return a.sizes() == b.sizes() && a.dtype() == b.dtype() &&
          std::memcmp(raw::contiguous(a).data_ptr(), raw::contiguous(b).data_ptr(),
@@ -156,6 +163,8 @@ TEST(Conv2d, OddChannelCountsMatchDirectReference) {
       {2, 63, 5, 5, 65, 3, {{1, 1}, {2, 2}, {2, 2}, 1}},
       {1, 65, 7, 3, 65, 3, {{1, 2}, {1, 1}, {1, 1}, 65}},
       {9, 7, 3, 3, 63, 1, {{1, 1}, {0, 0}, {1, 1}, 7}},
+      // More than 2048 output pixels per image: the forward pass cuts each image into tiles.
+      {2, 7, 47, 50, 5, 3, {{1, 1}, {1, 1}, {1, 1}, 1}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(::testing::Message()
@@ -171,6 +180,14 @@ TEST(Conv2d, OddChannelCountsMatchDirectReference) {
     EXPECT_ALL_CLOSE(
         raw::conv2d(raw::to(x, kFloat32), raw::to(w, kFloat32), raw::to(b, kFloat32), c.p),
         raw::from_vector(ref, shape, kFloat64), 1e-4, 1e-4);
+    // Backward passes through the adjoint identity <conv(x, w), g> = <x, dX(g)> = <w, dW(g)>.
+    const auto plain = reference_conv(x, w, Tensor(), c.p, shape);
+    const Tensor g = raw::randn(shape, gen, kFloat64);
+    const auto gv = g.to_vector<double>();
+    double yg = 0;
+    for (size_t i = 0; i < gv.size(); ++i) yg += plain[i] * gv[i];
+    EXPECT_NEAR(dot(x, raw::conv2d_backward_input(g, w, x.sizes(), c.p)), yg, 1e-9 * std::abs(yg));
+    EXPECT_NEAR(dot(w, raw::conv2d_backward_weight(g, x, w.sizes(), c.p)), yg, 1e-9 * std::abs(yg));
   }
 }
 
@@ -185,12 +202,6 @@ TEST(Conv2d, BackwardPassesAreAdjointsOfTheForward) {
     const Tensor w = raw::randn({6, 4 / p.groups, 3, 3}, gen, kFloat64);
     const Tensor y = raw::conv2d(x, w, Tensor(), p);
     const Tensor g = raw::randn(y.sizes(), gen, kFloat64);
-    auto dot = [](const Tensor& a, const Tensor& b) {
-      const auto av = a.to_vector<double>(), bv = b.to_vector<double>();
-      double s = 0;
-      for (size_t i = 0; i < av.size(); ++i) s += av[i] * bv[i];
-      return s;
-    };
     const double yg = dot(y, g);
     EXPECT_NEAR(dot(x, raw::conv2d_backward_input(g, w, x.sizes(), p)), yg, 1e-9 * std::abs(yg));
     EXPECT_NEAR(dot(w, raw::conv2d_backward_weight(g, x, w.sizes(), p)), yg, 1e-9 * std::abs(yg));
@@ -222,13 +233,15 @@ TEST(Conv2d, ResultsAreBitwiseIdenticalForAnyThreadCount) {
     Shape x, w;
     Conv2dParams p;
   };
-  // A 3x3 conv with one image per GEMM, a small-image conv whose images share GEMMs, a 1x1 conv
-  // and a depthwise conv whose groups run in parallel.
+  // A 3x3 conv with one image per GEMM (and dW summed in 4 partials), a small-image conv whose
+  // images share GEMMs, a 1x1 conv, a depthwise conv whose groups run in parallel, and images cut
+  // into column tiles.
   const Case cases[] = {
       {{4, 16, 34, 34}, {32, 16, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}},
       {{8, 32, 7, 7}, {48, 32, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}},
       {{3, 64, 20, 20}, {96, 64, 1, 1}, {{1, 1}, {0, 0}, {1, 1}, 1}},
       {{4, 32, 16, 16}, {32, 1, 3, 3}, {{2, 2}, {1, 1}, {1, 1}, 32}},
+      {{2, 8, 48, 48}, {16, 8, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}},
   };
   const int saved = omp_get_max_threads();
   for (const Case& c : cases) {
