@@ -12,10 +12,10 @@
 #include <functional>
 
 #include "autograd/node.h"
+#include "autograd/reduce.h"
 #include "autograd/views.h"
 #include "tensor/creation.h"
 #include "tensor/indexing.h"
-#include "tensor/reduce.h"
 #include "tensor/views.h"
 
 namespace cxr {
@@ -67,16 +67,6 @@ Tensor conv_weight_grad(const Tensor& g, const Tensor& x, const Shape& w_shape,
                    },
                    {g, x});
   return u;
-}
-
-// The bias gradient: g [N, OC, OH, OW] summed to [OC]; its own gradient broadcasts back.
-Tensor bias_grad(const Tensor& g) {
-  Tensor out = raw::sum(g, {0, 2, 3});
-  const Shape shape = g.sizes();
-  autograd::record("conv2d_bias_backward", {g}, {out}, [shape](const Grads& gg) {
-    return Grads{expand(reshape(gg[0], {1, shape[1], 1, 1}), shape)};
-  });
-  return out;
 }
 
 using LinearMap = std::function<Tensor(const Tensor&)>;

@@ -7,10 +7,10 @@
 #include "autograd/linalg.h"
 
 #include "autograd/node.h"
+#include "autograd/reduce.h"
 #include "autograd/views.h"
 #include "tensor/creation.h"
 #include "tensor/linalg.h"
-#include "tensor/reduce.h"
 
 namespace cxr {
 namespace {
@@ -27,15 +27,6 @@ Tensor product(const Tensor& a, const Tensor& b) {
                                   gb ? product(transpose(a, -1, -2), g[0]) : Tensor()};
                    },
                    {a, b});
-  return out;
-}
-
-// The sum of `g` [rows, n] over its rows, differentiable (its backward broadcasts back).
-Tensor sum_rows(const Tensor& g) {
-  Tensor out = raw::sum(g, {0});
-  const Shape shape = g.sizes();
-  autograd::record("sum_rows", {g}, {out},
-                   [shape](const Grads& gg) { return Grads{expand(unsqueeze(gg[0], 0), shape)}; });
   return out;
 }
 
@@ -89,7 +80,7 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
         if (x.requires_grad()) d[0] = matmul(g[0], weight);
         const Tensor g2 = (weight.requires_grad() || has_bias) ? reshape(g[0], {-1, n}) : Tensor();
         if (weight.requires_grad()) d[1] = product(transpose(g2, 0, 1), reshape(x, {-1, in}));
-        if (has_bias) d[2] = sum_rows(g2);
+        if (has_bias) d[2] = sum(g2, {0});
         return d;
       },
       {x, weight});
