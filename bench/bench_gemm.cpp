@@ -12,6 +12,7 @@
 #include <map>
 #include <random>  // std::mt19937
 #include <string>
+#include <thread>  // std::this_thread::sleep_for
 #include <vector>
 
 #if CXR_HAVE_OPENBLAS
@@ -140,8 +141,16 @@ std::string key(const Shape& s, Case c) {
   return s.name + "/" + case_name(c);
 }
 
+// OpenBLAS's idle threads keep spinning for a while after a call (GOTO_THREAD_TIMEOUT), and so do
+// libgomp's (GOMP_SPINCOUNT); on 2 cores they would steal the next row's CPU, so each row first
+// lets the other library's threads fall asleep.
+void let_other_threads_sleep() {
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));
+}
+
 void bench_ours(benchmark::State& state, const Shape& s, Case c) {
   Operands ops(s, c);
+  let_other_threads_sleep();
   ops.run_ours();  // warm up
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
@@ -155,7 +164,10 @@ void bench_ours(benchmark::State& state, const Shape& s, Case c) {
   set_counters(state, ops);
   std::map<std::string, double>& ref = reference_gflops();
 #if CXR_HAVE_OPENBLAS
-  if (!ref.count(key(s, c))) ref[key(s, c)] = time_gflops(ops.flops(), [&] { ops.run_openblas(); });
+  if (!ref.count(key(s, c))) {
+    let_other_threads_sleep();
+    ref[key(s, c)] = time_gflops(ops.flops(), [&] { ops.run_openblas(); });
+  }
   state.counters["vs_openblas"] = ours / ref[key(s, c)];
 #else
   if (ops.flops() <= 2.0 * 512 * 512 * 512) {
@@ -168,6 +180,7 @@ void bench_ours(benchmark::State& state, const Shape& s, Case c) {
 #if CXR_HAVE_OPENBLAS
 void bench_openblas(benchmark::State& state, const Shape& s, Case c) {
   Operands ops(s, c);
+  let_other_threads_sleep();
   ops.run_openblas();  // warm up
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
