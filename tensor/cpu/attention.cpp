@@ -33,12 +33,12 @@ namespace cxr::raw {
 namespace {
 
 // Block sizes (spec/kernels.md §3, derived for a 1 MiB L2): Br query rows, Bc keys per tile.
-constexpr int64_t kBr = 64;
+constexpr int64_t kBr = 128;
 int64_t key_block(int64_t d) {
   return d <= 128 ? 512 : 256;
 }
 // Backward tiles: Br query rows × Bc_bwd keys (five GEMMs per tile, all operands L2-resident).
-constexpr int64_t kBrBwd = 64;
+constexpr int64_t kBrBwd = 128;
 constexpr int64_t kBcBwd = 128;
 // The backward splits each head's key blocks into groups until there are this many tasks.
 constexpr int64_t kMinBackwardTasks = 8;
@@ -73,32 +73,22 @@ template <typename T>
   constexpr int kLanes = 16;
   for (int64_t r = 0; r < br; ++r) {
     T* row = s + r * ld;
-    T acc[kLanes];
-    for (int i = 0; i < kLanes; ++i) acc[i] = kNegInf<T>;
-    int64_t c = 0;
-    for (; c + kLanes <= bc; c += kLanes)
-      for (int i = 0; i < kLanes; ++i) acc[i] = row[c + i] > acc[i] ? row[c + i] : acc[i];
-    for (; c < bc; ++c) acc[0] = row[c] > acc[0] ? row[c] : acc[0];
+    // max is exact, so the vectorised reduction's order does not change the result.
     T mx = m[r];
-    for (int i = 0; i < kLanes; ++i) mx = acc[i] > mx ? acc[i] : mx;
+#pragma omp simd reduction(max : mx)
+    for (int64_t j = 0; j < bc; ++j) mx = row[j] > mx ? row[j] : mx;
     if (mx == kNegInf<T>) {  // every key so far masked: P = 0, nothing changes
       for (int64_t j = 0; j < bc; ++j) row[j] = T(0);
       alpha[r] = T(1);
       continue;
     }
+    // exp as a plain map (vectorised including the tail), then a fixed-lane sum.
+    for (int64_t j = 0; j < bc; ++j) row[j] = exp_t(row[j] - mx);
     T sum[kLanes] = {};
-    c = 0;
+    int64_t c = 0;
     for (; c + kLanes <= bc; c += kLanes)
-      for (int i = 0; i < kLanes; ++i) {
-        T p = exp_t(row[c + i] - mx);
-        row[c + i] = p;
-        sum[i] += p;
-      }
-    for (; c < bc; ++c) {
-      T p = exp_t(row[c] - mx);
-      row[c] = p;
-      sum[0] += p;
-    }
+      for (int i = 0; i < kLanes; ++i) sum[i] += row[c + i];
+    for (; c < bc; ++c) sum[0] += row[c];
     T total = 0;
     for (int i = 0; i < kLanes; ++i) total += sum[i];
     const T a = exp_t(m[r] - mx);  // 0 when m[r] = -inf

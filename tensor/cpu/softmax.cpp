@@ -59,19 +59,13 @@ template <typename T>
 template <typename T>
 [[gnu::always_inline]] inline void forward_row(const T* x, T* y, int64_t n, bool log) {
   const T m = row_max(x, n);
+  // exp as a plain map (vectorised including the tail), then a fixed-lane sum.
+  for (int64_t k = 0; k < n; ++k) y[k] = exp_t(x[k] - m);
   T acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
-    for (int l = 0; l < kLanes; ++l) {
-      T e = exp_t(x[i + l] - m);
-      y[i + l] = e;
-      acc[l] += e;
-    }
-  for (; i < n; ++i) {
-    T e = exp_t(x[i] - m);
-    y[i] = e;
-    acc[0] += e;
-  }
+    for (int l = 0; l < kLanes; ++l) acc[l] += y[i + l];
+  for (; i < n; ++i) acc[0] += y[i];
   const T total = lane_sum(acc);
   if (log) {
     const T lt = std::log(total);
