@@ -90,11 +90,11 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
   Tensor y = raw::conv2d(x, weight, bias, p);  // validates; bias fused into the GEMM
   autograd::record(
       "conv2d", {x, weight, bias}, {y},
-      [x, weight, p](const Grads& g) {
+      [x, weight, bias, p](const Grads& g) {
         return Grads{
             x.requires_grad() ? conv_input_grad(g[0], weight, x.sizes(), p) : Tensor(),
             weight.requires_grad() ? conv_weight_grad(g[0], x, weight.sizes(), p) : Tensor(),
-            bias_grad(g[0])};
+            bias.requires_grad() ? sum(g[0], {0, 2, 3}) : Tensor()};
       },
       {x, weight});
   return y;
