@@ -23,10 +23,11 @@
 #include <vector>
 
 #include "tensor/convert.h"
-#include "tensor/cpu/fast_exp.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/loops.h"
+#include "tensor/cpu/nn_clones.h"
 #include "tensor/creation.h"
+#include "tensor/math.h"  // math::exp, the shared float32 exp
 #include "tensor/nn_ops.h"
 
 namespace cxr::raw {
@@ -54,14 +55,6 @@ void gemm(int64_t m, int64_t n, int64_t k, T alpha, const T* a, int64_t rsa, int
 }
 
 template <typename T>
-[[gnu::always_inline]] inline T exp_t(T x) {
-  if constexpr (std::is_same_v<T, float>) {
-    return cpu::fast_exp(x);
-  } else {
-    return std::exp(x);
-  }
-}
-template <typename T>
 constexpr T kNegInf = -std::numeric_limits<T>::infinity();
 
 // Online-softmax update of one tile (br rows of bc scores, leading dim ld): on return the tile
@@ -83,7 +76,7 @@ template <typename T>
       continue;
     }
     // exp as a plain map (vectorised including the tail), then a fixed-lane sum.
-    for (int64_t j = 0; j < bc; ++j) row[j] = exp_t(row[j] - mx);
+    for (int64_t j = 0; j < bc; ++j) row[j] = math::exp(row[j] - mx);
     T sum[kLanes] = {};
     int64_t c = 0;
     for (; c + kLanes <= bc; c += kLanes)
@@ -91,7 +84,7 @@ template <typename T>
     for (; c < bc; ++c) sum[0] += row[c];
     T total = 0;
     for (int i = 0; i < kLanes; ++i) total += sum[i];
-    const T a = exp_t(m[r] - mx);  // 0 when m[r] = -inf
+    const T a = math::exp(m[r] - mx);  // 0 when m[r] = -inf
     alpha[r] = a;
     l[r] = l[r] * a + total;
     m[r] = mx;
@@ -105,7 +98,7 @@ template <typename T>
   for (int64_t r = 0; r < br; ++r) {
     T* row = s + r * ld;
     const T z = lse[r];
-    for (int64_t c = 0; c < bc; ++c) row[c] = exp_t(row[c] - z);
+    for (int64_t c = 0; c < bc; ++c) row[c] = math::exp(row[c] - z);
   }
 }
 
@@ -121,16 +114,16 @@ template <typename T>
   }
 }
 
-CXR_TARGET_CLONES void online_softmax_tile_f32(float* s, int64_t br, int64_t bc, int64_t ld,
-                                               float* m, float* l, float* alpha) {
+CXR_NN_CLONES void online_softmax_tile_f32(float* s, int64_t br, int64_t bc, int64_t ld, float* m,
+                                           float* l, float* alpha) {
   online_softmax_tile(s, br, bc, ld, m, l, alpha);
 }
-CXR_TARGET_CLONES void exp_minus_lse_tile_f32(float* s, int64_t br, int64_t bc, int64_t ld,
-                                              const float* lse) {
+CXR_NN_CLONES void exp_minus_lse_tile_f32(float* s, int64_t br, int64_t bc, int64_t ld,
+                                          const float* lse) {
   exp_minus_lse_tile(s, br, bc, ld, lse);
 }
-CXR_TARGET_CLONES void ds_tile_f32(float* dp, const float* p, int64_t br, int64_t bc, int64_t ld,
-                                   const float* d) {
+CXR_NN_CLONES void ds_tile_f32(float* dp, const float* p, int64_t br, int64_t bc, int64_t ld,
+                               const float* d) {
   ds_tile(dp, p, br, bc, ld, d);
 }
 

@@ -13,8 +13,9 @@
 #include <vector>
 
 #include "tensor/convert.h"
-#include "tensor/cpu/fast_exp.h"
+#include "tensor/cpu/nn_clones.h"
 #include "tensor/creation.h"
+#include "tensor/math.h"  // math::SiluFn, the shared SiLU and its derivative
 #include "tensor/nn_ops.h"
 
 namespace cxr::raw {
@@ -35,19 +36,6 @@ constexpr int64_t kBlock = 256;
   double s = 0;
   for (int l = 0; l < kLanes; ++l) s += acc[l];
   return s;
-}
-
-template <typename T>
-[[gnu::always_inline]] inline T exp_t(T x) {
-  if constexpr (std::is_same_v<T, float>) {
-    return cpu::fast_exp(x);
-  } else {
-    return std::exp(x);
-  }
-}
-template <typename T>
-[[gnu::always_inline]] inline T sigmoid_t(T z) {
-  return T(1) / (T(1) + exp_t(-z));
 }
 
 // mean and population variance of x[0..n) in float64 (two passes).
@@ -80,8 +68,7 @@ template <typename T>
                                                bool silu) {
   if (silu) {
     for (int64_t i = 0; i < n; ++i) {
-      T z = x[i] * scale + shift;
-      y[i] = z * sigmoid_t(z);
+      y[i] = math::SiluFn{}(x[i] * scale + shift);
     }
   } else {
     for (int64_t i = 0; i < n; ++i) y[i] = x[i] * scale + shift;
@@ -115,10 +102,7 @@ template <typename T, bool silu>
     for (int64_t k = 0; k < m; ++k) {
       T xh = (x[i0 + k] - mean) * rstd;
       T dz = g[i0 + k];
-      if constexpr (silu) {
-        T z = xh * w + b, s = sigmoid_t(z);
-        dz = dz * (s * (T(1) + z * (T(1) - s)));
-      }
+      if constexpr (silu) dz = math::SiluFn{}.backward(dz, xh * w + b);
       bdz[k] = double(dz);
       bdzx[k] = double(dz * xh);
     }
@@ -147,10 +131,7 @@ template <typename T, bool silu>
   for (int64_t k = 0; k < n; ++k) {
     T xh = (x[k] - mean) * rstd;
     T dz = g[k];
-    if constexpr (silu) {
-      T z = xh * w + b, s = sigmoid_t(z);
-      dz = dz * (s * (T(1) + z * (T(1) - s)));
-    }
+    if constexpr (silu) dz = math::SiluFn{}.backward(dz, xh * w + b);
     dx[k] = rstd * (dz * w - c1 - xh * c2);
   }
 }
@@ -216,33 +197,32 @@ template <typename T>
 }
 
 // float32 instantiations compiled per instruction set.
-CXR_TARGET_CLONES void moments_f32(const float* x, int64_t n, double* out) {
+CXR_NN_CLONES void moments_f32(const float* x, int64_t n, double* out) {
   moments(x, n, out);
 }
-CXR_TARGET_CLONES void scale_shift_f32(const float* x, float* y, int64_t n, float scale,
-                                       float shift, bool silu) {
+CXR_NN_CLONES void scale_shift_f32(const float* x, float* y, int64_t n, float scale, float shift,
+                                   bool silu) {
   scale_shift(x, y, n, scale, shift, silu);
 }
-CXR_TARGET_CLONES void layer_row_f32(const float* x, float* y, int64_t n, float mean, float rstd,
-                                     const float* w, const float* b) {
+CXR_NN_CLONES void layer_row_f32(const float* x, float* y, int64_t n, float mean, float rstd,
+                                 const float* w, const float* b) {
   layer_row(x, y, n, mean, rstd, w, b);
 }
-CXR_TARGET_CLONES void channel_sums_f32(const float* g, const float* x, int64_t n, float mean,
-                                        float rstd, float w, float b, bool silu, double* out) {
+CXR_NN_CLONES void channel_sums_f32(const float* g, const float* x, int64_t n, float mean,
+                                    float rstd, float w, float b, bool silu, double* out) {
   channel_sums(g, x, n, mean, rstd, w, b, silu, out);
 }
-CXR_TARGET_CLONES void channel_dx_f32(const float* g, const float* x, float* dx, int64_t n,
-                                      float mean, float rstd, float w, float b, bool silu, float c1,
-                                      float c2) {
+CXR_NN_CLONES void channel_dx_f32(const float* g, const float* x, float* dx, int64_t n, float mean,
+                                  float rstd, float w, float b, bool silu, float c1, float c2) {
   channel_dx(g, x, dx, n, mean, rstd, w, b, silu, c1, c2);
 }
-CXR_TARGET_CLONES void layer_row_backward_f32(const float* g, const float* x, float* dx, int64_t n,
-                                              float mean, float rstd, const float* w) {
+CXR_NN_CLONES void layer_row_backward_f32(const float* g, const float* x, float* dx, int64_t n,
+                                          float mean, float rstd, const float* w) {
   layer_row_backward(g, x, dx, n, mean, rstd, w);
 }
-CXR_TARGET_CLONES void layer_param_grads_f32(const float* g, const float* x, int64_t rows,
-                                             int64_t n, int64_t w, const float* mean,
-                                             const float* rstd, double* dw, double* db) {
+CXR_NN_CLONES void layer_param_grads_f32(const float* g, const float* x, int64_t rows, int64_t n,
+                                         int64_t w, const float* mean, const float* rstd,
+                                         double* dw, double* db) {
   layer_param_grads(g, x, rows, n, w, mean, rstd, dw, db);
 }
 

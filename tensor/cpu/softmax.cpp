@@ -6,8 +6,9 @@
 #include <cmath>
 #include <limits>
 
-#include "tensor/cpu/fast_exp.h"
+#include "tensor/cpu/nn_clones.h"
 #include "tensor/creation.h"
+#include "tensor/math.h"  // math::exp, the shared float32 exp
 #include "tensor/nn_ops.h"
 
 namespace cxr::raw {
@@ -25,15 +26,6 @@ Slabs slabs_of(const Shape& shape, int64_t dim) {
     if (d > dim) s.inner *= shape[size_t(d)];
   }
   return s;
-}
-
-template <typename T>
-[[gnu::always_inline]] inline T exp_t(T x) {
-  if constexpr (std::is_same_v<T, float>) {
-    return cpu::fast_exp(x);
-  } else {
-    return std::exp(x);
-  }
 }
 
 constexpr int kLanes = 16;      // partial accumulators per row
@@ -60,7 +52,7 @@ template <typename T>
 [[gnu::always_inline]] inline void forward_row(const T* x, T* y, int64_t n, bool log) {
   const T m = row_max(x, n);
   // exp as a plain map (vectorised including the tail), then a fixed-lane sum.
-  for (int64_t k = 0; k < n; ++k) y[k] = exp_t(x[k] - m);
+  for (int64_t k = 0; k < n; ++k) y[k] = math::exp(x[k] - m);
   T acc[kLanes] = {};
   int64_t i = 0;
   for (; i + kLanes <= n; i += kLanes)
@@ -89,7 +81,7 @@ template <typename T>
     for (int64_t j = 0; j < w; ++j) m[j] = x[k * inner + j] > m[j] ? x[k * inner + j] : m[j];
   for (int64_t k = 0; k < n; ++k)
     for (int64_t j = 0; j < w; ++j) {
-      T e = exp_t(x[k * inner + j] - m[j]);
+      T e = math::exp(x[k * inner + j] - m[j]);
       y[k * inner + j] = e;
       s[j] += e;
     }
@@ -119,7 +111,7 @@ template <typename T, bool log>
   for (; i < n; ++i) acc[0] += log ? g[i] : g[i] * y[i];
   const T s = lane_sum(acc);
   if (log) {
-    for (int64_t k = 0; k < n; ++k) dx[k] = g[k] - exp_t(y[k]) * s;
+    for (int64_t k = 0; k < n; ++k) dx[k] = g[k] - math::exp(y[k]) * s;
   } else {
     for (int64_t k = 0; k < n; ++k) dx[k] = y[k] * (g[k] - s);
   }
@@ -136,7 +128,7 @@ template <typename T, bool log>
   for (int64_t k = 0; k < n; ++k)
     for (int64_t j = 0; j < w; ++j) {
       const int64_t e = k * inner + j;
-      dx[e] = log ? g[e] - exp_t(y[e]) * s[j] : y[e] * (g[e] - s[j]);
+      dx[e] = log ? g[e] - math::exp(y[e]) * s[j] : y[e] * (g[e] - s[j]);
     }
 }
 
@@ -179,11 +171,11 @@ template <typename T>
 }
 
 // The float32 instantiations are compiled for AVX-512 / AVX2 / baseline and picked at load time.
-CXR_TARGET_CLONES void forward_f32(const float* x, float* y, const Slabs& s, Task t, bool log) {
+CXR_NN_CLONES void forward_f32(const float* x, float* y, const Slabs& s, Task t, bool log) {
   run_forward(x, y, s, t, log);
 }
-CXR_TARGET_CLONES void backward_f32(const float* g, const float* y, float* dx, const Slabs& s,
-                                    Task t, bool log) {
+CXR_NN_CLONES void backward_f32(const float* g, const float* y, float* dx, const Slabs& s, Task t,
+                                bool log) {
   run_backward(g, y, dx, s, t, log);
 }
 
