@@ -110,7 +110,7 @@ Strides4 strides4(const Tensor& t) {
 // im2col buffers are not faulted in afresh on every convolution.
 template <typename T>
 T* scratch(int slot, int64_t count) {
-  thread_local std::vector<T> buffers[3];
+  thread_local std::vector<T> buffers[2];  // slot 0: im2col columns, 1: a chunk matrix
   std::vector<T>& b = buffers[slot];
   if (int64_t(b.size()) < count) b.resize(size_t(count));
   return b.data();
@@ -213,10 +213,12 @@ void scatter_chunk(const T* m, int64_t nb, int64_t ch, int64_t pix, int64_t imag
 
 // How the work of one pass is cut into GEMM-sized items. The columns (output pixels of the whole
 // batch) are cut into chunks of whole images when images are small, or else into tiles of at most
-// kMaxTileColumns of one image; each (chunk or tile, group) is one item. The cut depends on the
-// shape only. Items run in parallel (each GEMM single-threaded) when there are enough of them to
-// keep every thread busy, else one after another with each GEMM threaded. A GEMM's result does not
-// depend on its threading or on how its columns are tiled, so neither choice changes any bit.
+// kMaxTileColumns of one image; each (chunk or tile, group) is one item. Items run in parallel
+// (each GEMM single-threaded) when there are enough of them to keep every thread busy, else one
+// after another with each GEMM threaded. An output element's value depends only on its row of A,
+// its column of B and the reduction length, not on the GEMM's threading or on how the columns are
+// cut, so none of these choices changes a bit of the forward or backward-input result. The weight
+// gradient reduces over the columns, so its cut depends on the shape only.
 struct Plan {
   int64_t per_chunk;  // images per chunk
   int64_t chunks;
@@ -230,6 +232,8 @@ struct Plan {
 constexpr int64_t kMinColumns = 256;
 constexpr int64_t kMinColumnsWeight = 1024;
 constexpr int64_t kMaxTileColumns = 2048;
+// The most elements a merged chunk's im2col (or output) matrix may hold.
+constexpr int64_t kMaxChunkElements = int64_t(4) << 20;
 
 // Whether `items` independent GEMMs of `cols` columns should be spread over the threads.
 bool spread(int64_t items, int64_t cols, double total_macs) {
@@ -240,17 +244,26 @@ bool spread(int64_t items, int64_t cols, double total_macs) {
   return items >= 4 * threads || (items % threads == 0 && cols >= 384);
 }
 
-Plan make_plan(const ConvShape& s, int64_t min_cols, bool allow_tiles) {
+Plan make_plan(const ConvShape& s, int64_t min_cols, bool allow_tiles, bool merge_when_serial) {
   Plan pl{};
   const int64_t pix = s.pixels();
-  pl.per_chunk = std::clamp<int64_t>((min_cols + pix - 1) / pix, 1, s.n);
-  pl.chunks = (s.n + pl.per_chunk - 1) / pl.per_chunk;
-  pl.per_chunk = (s.n + pl.chunks - 1) / pl.chunks;  // balanced: 8 images as 4 + 4, not 6 + 2
+  auto cut = [&](int64_t per_chunk) {
+    pl.chunks = (s.n + per_chunk - 1) / per_chunk;
+    pl.per_chunk = (s.n + pl.chunks - 1) / pl.chunks;  // balanced: 8 images as 4 + 4, not 6 + 2
+  };
+  cut(std::clamp<int64_t>((min_cols + pix - 1) / pix, 1, s.n));
   pl.tiles = allow_tiles && pl.per_chunk == 1 ? (pix + kMaxTileColumns - 1) / kMaxTileColumns : 1;
   pl.items = pl.chunks * pl.tiles * s.groups;
   const int64_t cols = pl.per_chunk * pix / pl.tiles;
   pl.parallel_items = spread(
       pl.items, cols, double(s.ocg) * double(s.kdim()) * double(s.n * pix) * double(s.groups));
+  // Run one after another, fewer and wider GEMMs are better (each packs the weights once). Only
+  // where chunks already group images: an image's GEMM is wide enough by itself.
+  if (merge_when_serial && !pl.parallel_items && pl.per_chunk > 1) {
+    cut(std::clamp<int64_t>(kMaxChunkElements / (std::max<int64_t>(s.kdim(), s.ocg) * pix),
+                            pl.per_chunk, s.n));
+    pl.items = pl.chunks * s.groups;
+  }
   return pl;
 }
 
@@ -295,7 +308,7 @@ void forward_kernel(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   const Strides4 xs = strides4(x);
   const int64_t kdim = s.kdim(), pix = s.pixels();
   const bool direct_input = s.pointwise() && xs.h == s.w * xs.w;  // [IC, H·W] with one stride
-  for_each_item(s, make_plan(s, kMinColumns, true), [&](const Item& it) {
+  for_each_item(s, make_plan(s, kMinColumns, true, true), [&](const Item& it) {
     const int64_t cols = it.cols();
     const T* xg = xp + it.n0 * xs.n + it.g * s.icg * xs.c;
     // B = the [kdim, cols] input matrix.
@@ -331,7 +344,7 @@ void backward_input_kernel(const Tensor& gy, const Tensor& weight, const Tensor&
   const int64_t kdim = s.kdim(), pix = s.pixels(), hw = s.h * s.w;
   const bool direct_grad = gs.h == s.ow * gs.w;
   // col2im adds overlapping windows, so an item owns whole images (no column tiles).
-  for_each_item(s, make_plan(s, kMinColumns, false), [&](const Item& it) {
+  for_each_item(s, make_plan(s, kMinColumns, false, true), [&](const Item& it) {
     const int64_t cols = it.cols();
     const T* gyg = gyp + it.n0 * gs.n + it.g * s.ocg * gs.c;
     // B = the [ocg, cols] output gradient.
@@ -378,7 +391,7 @@ void backward_weight_kernel(const Tensor& gy, const Tensor& x, const Tensor& gw,
   const int64_t kdim = s.kdim(), pix = s.pixels(), dw_size = s.oc * kdim;
   const bool direct_grad = gs.h == s.ow * gs.w;
   const bool direct_input = s.pointwise() && xs.h == s.w * xs.w;
-  const Plan pl = make_plan(s, kMinColumnsWeight, false);
+  const Plan pl = make_plan(s, kMinColumnsWeight, false, false);
   const int64_t partials = std::clamp<int64_t>(int64_t(kMaxPartialElements / double(dw_size)), 1,
                                                std::min(pl.chunks, kMaxPartials));
   // Partial 0 accumulates into gw itself, the others into a scratch tensor.
