@@ -4,16 +4,17 @@
 //   backward weight  dW[oc, k] += dY[oc, p] · col(X)ᵀ[p, k]      (chunks summed in a fixed order)
 // with k = (ic, kh, kw) and p = (oh, ow). A 1x1 stride-1 unpadded convolution needs no im2col: the
 // image itself is the [IC, H·W] matrix. Images with few output pixels are grouped into one chunk
-// (their columns side by side) so every GEMM has a useful width.
+// (their columns side by side) so every GEMM has a useful width; large images are cut into column
+// tiles in the forward pass.
 //
-// Threading: either the chunks run one after another and the GEMM (and im2col/col2im) use all
-// threads, or, for many small GEMMs (grouped / depthwise convolutions), the (chunk, group) items
-// are spread over threads and each GEMM runs single-threaded inside the parallel region. Every
-// output element is written by exactly one GEMM, col2im adds in a fixed order, and dW sums its
-// chunks in order, so results are bitwise identical for any thread count.
+// Threading (see Plan): the GEMM-sized items either run in parallel, each GEMM single-threaded
+// inside the parallel region (robust when another process shares the cores: no barriers), or one
+// after another with each GEMM and im2col/col2im threaded. Every output element is written by
+// exactly one GEMM, col2im adds in a fixed order, and dW sums its chunks in an order fixed by the
+// shape, so results are bitwise identical for any thread count.
 #include <omp.h>  // omp_get_max_threads
 
-#include <algorithm>  // std::min, std::max
+#include <algorithm>  // std::min, std::max, std::clamp, std::fill
 #include <vector>
 
 #include "tensor/conv.h"
