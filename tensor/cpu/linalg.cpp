@@ -6,6 +6,7 @@
 
 #include <omp.h>  // omp_get_max_threads
 
+#include <type_traits>  // std::is_same_v
 #include <vector>
 
 #include "tensor/cpu/gemm.h"

@@ -5,6 +5,8 @@
 #include <algorithm>  // std::min, std::max
 #include <cmath>      // std::floor, std::isnan
 #include <limits>
+#include <string>
+#include <vector>
 
 #include "tensor/conv.h"
 #include "tensor/convert.h"
