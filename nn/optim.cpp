@@ -1,0 +1,317 @@
+// SGD, Adam and AdamW. Each update follows the operation order of torch.optim's single-tensor
+// implementations (torch/optim/sgd.py _single_tensor_sgd, adam.py _single_tensor_adam), with
+// scalars rounded to the parameter's compute type as ATen does, so results agree with torch to a
+// few ulps; the whole update of one parameter is one fused pass over its memory.
+#include "nn/optim.h"
+
+#include <charconv>  // std::from_chars for state keys
+#include <cmath>
+#include <set>
+
+#include "autograd/grad_mode.h"  // NoGradGuard
+#include "nn/fused.h"            // detail::for_each_element
+#include "tensor/creation.h"
+
+namespace cxr::nn {
+
+namespace {
+
+Tensor scalar_f64(double v) {
+  return raw::scalar_tensor(v, kFloat64);
+}
+Tensor scalar_i64(int64_t v) {
+  return raw::scalar_tensor(double(v), kInt64);
+}
+
+// Parses a non-negative decimal index occupying all of `s`.
+std::optional<size_t> parse_index(std::string_view s) {
+  size_t v = 0;
+  auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
+  if (ec != std::errc() || end != s.data() + s.size() || s.empty()) return std::nullopt;
+  return v;
+}
+
+}  // namespace
+
+Optimizer::Optimizer(const char* op, std::vector<ParamGroupOptions> groups, double lr,
+                     double weight_decay, double momentum) {
+  CXR_CHECK(lr >= 0.0, op, ": learning rate must be >= 0, got ", lr);
+  CXR_CHECK(weight_decay >= 0.0, op, ": weight_decay must be >= 0, got ", weight_decay);
+  std::set<const TensorImpl*> seen;
+  size_t count = 0;
+  for (size_t g = 0; g < groups.size(); ++g) {
+    ParamGroup group;
+    group.lr = groups[g].lr.value_or(lr);
+    group.weight_decay = groups[g].weight_decay.value_or(weight_decay);
+    group.momentum = momentum;
+    CXR_CHECK(group.lr >= 0.0, op, ": group ", g, " has learning rate ", group.lr,
+              "; expected >= 0");
+    CXR_CHECK(group.weight_decay >= 0.0, op, ": group ", g, " has weight_decay ",
+              group.weight_decay, "; expected >= 0");
+    for (size_t i = 0; i < groups[g].params.size(); ++i) {
+      const Tensor& p = groups[g].params[i];
+      CXR_CHECK(p.defined(), op, ": parameter ", i, " of group ", g, " is undefined");
+      CXR_CHECK(is_floating(p.dtype()), op, ": parameter ", i, " of group ", g, " is ", describe(p),
+                "; only floating tensors can be optimized");
+      CXR_CHECK(p.device().is_cpu(), op, ": parameter ", i, " of group ", g, " is on ",
+                p.device().str(), "; optimizers run on cpu tensors for now");
+      CXR_CHECK(p.is_leaf(), op, ": parameter ", i, " of group ", g,
+                " is not a leaf tensor (it was computed by a differentiable op)");
+      CXR_CHECK(seen.insert(p.unsafe_impl()).second, op, ": parameter ", i, " of group ", g,
+                " appears more than once");
+      group.params.push_back(p);
+    }
+    count += group.params.size();
+    groups_.push_back(std::move(group));
+  }
+  CXR_CHECK(count > 0, op, ": got an empty parameter list");
+  state_.resize(count);
+}
+
+void Optimizer::step() {
+  autograd::NoGradGuard no_grad;
+  size_t index = 0;
+  for (const ParamGroup& group : groups_) {
+    for (const Tensor& p : group.params) {
+      auto& state = state_[index++];
+      Tensor grad = p.grad();
+      if (!grad.defined()) continue;
+      CXR_CHECK(grad.sizes() == p.sizes() && grad.dtype() == p.dtype(), type_name(),
+                ".step: parameter ", index - 1, " is ", describe(p), " but its gradient is ",
+                describe(grad));
+      CXR_CHECK(grad.device() == p.device(), type_name(), ".step: parameter ", index - 1, " is on ",
+                p.device().str(), " but its gradient on ", grad.device().str());
+      update(group, p, grad, state);
+      p.storage()->bump_version();
+    }
+  }
+}
+
+void Optimizer::zero_grad(bool set_to_none) {
+  for (const ParamGroup& group : groups_) {
+    for (const Tensor& p : group.params) {
+      Tensor g = p.grad();
+      if (!g.defined()) continue;
+      if (set_to_none)
+        p.set_grad(Tensor());
+      else
+        raw::fill_(g, 0.0);
+    }
+  }
+}
+
+std::map<std::string, Tensor> Optimizer::state_dict() const {
+  std::map<std::string, Tensor> out;
+  for (size_t g = 0; g < groups_.size(); ++g) {
+    const std::string prefix = "group." + std::to_string(g) + ".";
+    out[prefix + "lr"] = scalar_f64(groups_[g].lr);
+    out[prefix + "weight_decay"] = scalar_f64(groups_[g].weight_decay);
+    out[prefix + "momentum"] = scalar_f64(groups_[g].momentum);
+    out[prefix + "size"] = scalar_i64(int64_t(groups_[g].params.size()));
+  }
+  for (size_t i = 0; i < state_.size(); ++i)
+    for (const auto& [name, t] : state_[i])
+      out["state." + std::to_string(i) + "." + name] = raw::clone(t);
+  return out;
+}
+
+void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
+  const char* op = type_name();
+  std::vector<const Tensor*> params;
+  for (const ParamGroup& group : groups_)
+    for (const Tensor& p : group.params) params.push_back(&p);
+
+  // Build everything first and commit at the end, so a bad state changes nothing.
+  std::vector<ParamGroup> groups = groups_;
+  std::vector<std::set<std::string>> group_fields(groups.size());
+  std::vector<std::map<std::string, Tensor>> new_state(params.size());
+  for (const auto& [key, t] : state) {
+    CXR_CHECK(t.defined(), op, ".load_state_dict: entry '", key, "' is undefined");
+    const size_t dot1 = key.find('.');
+    const size_t dot2 = dot1 == std::string::npos ? dot1 : key.find('.', dot1 + 1);
+    CXR_CHECK(dot2 != std::string::npos, op, ".load_state_dict: unexpected key '", key, "'");
+    const std::string kind = key.substr(0, dot1);
+    const auto index = parse_index(std::string_view(key).substr(dot1 + 1, dot2 - dot1 - 1));
+    const std::string name = key.substr(dot2 + 1);
+    if (kind == "group") {
+      CXR_CHECK(index && *index < groups.size(), op, ".load_state_dict: key '", key,
+                "' names group ", key.substr(dot1 + 1, dot2 - dot1 - 1), " but the optimizer has ",
+                groups.size(), " groups");
+      CXR_CHECK(t.numel() == 1, op, ".load_state_dict: '", key, "' must be a scalar, got ",
+                describe(t));
+      ParamGroup& group = groups[*index];
+      const double v = t.item();
+      if (name == "lr")
+        group.lr = v;
+      else if (name == "weight_decay")
+        group.weight_decay = v;
+      else if (name == "momentum")
+        group.momentum = v;
+      else if (name == "size")
+        CXR_CHECK(size_t(v) == group.params.size(), op, ".load_state_dict: group ", *index,
+                  " was saved with ", int64_t(v), " parameters but has ", group.params.size());
+      else
+        CXR_FAIL(op, ".load_state_dict: unexpected key '", key, "'");
+      group_fields[*index].insert(name);
+    } else if (kind == "state") {
+      CXR_CHECK(index && *index < params.size(), op, ".load_state_dict: key '", key,
+                "' names parameter ", key.substr(dot1 + 1, dot2 - dot1 - 1),
+                " but the optimizer has ", params.size(), " parameters");
+      CXR_CHECK(is_state_name(name), op, ".load_state_dict: unexpected key '", key, "' (no ", op,
+                " state called '", name, "')");
+      const Tensor& p = *params[*index];
+      if (name == "step") {
+        CXR_CHECK(t.numel() == 1 && t.dtype() == kInt64, op, ".load_state_dict: '", key,
+                  "' must be an int64 scalar, got ", describe(t));
+        new_state[*index][name] = scalar_i64(int64_t(t.item()));
+      } else {
+        CXR_CHECK(t.sizes() == p.sizes() && t.dtype() == p.dtype(), op, ".load_state_dict: '", key,
+                  "' is ", describe(t), " but parameter ", *index, " is ", describe(p));
+        new_state[*index][name] = raw::clone(t);
+      }
+    } else {
+      CXR_FAIL(op, ".load_state_dict: unexpected key '", key, "'");
+    }
+  }
+  for (size_t g = 0; g < groups.size(); ++g)
+    for (const char* field : {"lr", "weight_decay", "momentum", "size"})
+      CXR_CHECK(group_fields[g].count(field), op, ".load_state_dict: missing key 'group.", g, ".",
+                field, "'");
+  groups_ = std::move(groups);
+  state_ = std::move(new_state);
+}
+
+// ---- SGD ----
+
+SGD::SGD(std::vector<ParamGroupOptions> groups, const SGDOptions& options)
+    : Optimizer("SGD", std::move(groups), options.lr, options.weight_decay, options.momentum),
+      options_(options) {
+  CXR_CHECK(options.momentum >= 0.0, "SGD: momentum must be >= 0, got ", options.momentum);
+  CXR_CHECK(!options.nesterov || (options.momentum > 0.0 && options.dampening == 0.0),
+            "SGD: Nesterov momentum needs momentum > 0 and dampening == 0 (got momentum ",
+            options.momentum, ", dampening ", options.dampening, ")");
+}
+
+SGD::SGD(const std::vector<Tensor>& params, const SGDOptions& options)
+    : SGD(std::vector<ParamGroupOptions>{{params, std::nullopt, std::nullopt}}, options) {}
+
+bool SGD::is_state_name(const std::string& name) const {
+  return name == "momentum_buffer";
+}
+
+void SGD::update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
+                 std::map<std::string, Tensor>& state) {
+  const double momentum = group.momentum;
+  const bool decay = group.weight_decay != 0.0, nesterov = options_.nesterov;
+  auto kernel = [&]<typename T>() {
+    using C = compute_t<T>;
+    const C wd = C(group.weight_decay), mu = C(momentum), keep = C(1.0 - options_.dampening);
+    const C neg_lr = C(-group.lr);
+    if (momentum == 0.0) {
+      detail::for_each_element<T, 2>({&param, &grad}, [&](T& p, const T& g0) {
+        C g = C(g0);
+        if (decay) g = g + wd * C(p);
+        p = T(C(p) + neg_lr * g);
+      });
+      return;
+    }
+    auto it = state.find("momentum_buffer");
+    const bool first = it == state.end();
+    if (first) it = state.emplace("momentum_buffer", raw::empty_like(param)).first;
+    const Tensor& buffer = it->second;
+    detail::for_each_element<T, 3>({&param, &grad, &buffer}, [&](T& p, const T& g0, T& b) {
+      C g = C(g0);
+      if (decay) g = g + wd * C(p);
+      // The first step copies the gradient into the buffer (torch clones it, no dampening).
+      C buf = first ? g : C(b) * mu + keep * g;
+      b = T(buf);
+      g = nesterov ? g + mu * buf : buf;
+      p = T(C(p) + neg_lr * g);
+    });
+  };
+  CXR_DISPATCH_FLOAT(param.dtype(), "SGD.step", kernel);
+}
+
+// ---- Adam / AdamW ----
+
+Adam::Adam(const char* op, std::vector<ParamGroupOptions> groups, const AdamOptions& options,
+           bool decoupled_weight_decay)
+    : Optimizer(op, std::move(groups), options.lr, options.weight_decay, options.beta1),
+      options_(options),
+      decoupled_(decoupled_weight_decay) {
+  CXR_CHECK(
+      options.beta1 >= 0.0 && options.beta1 < 1.0 && options.beta2 >= 0.0 && options.beta2 < 1.0,
+      op, ": betas must lie in [0, 1), got (", options.beta1, ", ", options.beta2, ")");
+  CXR_CHECK(options.eps >= 0.0, op, ": eps must be >= 0, got ", options.eps);
+}
+
+Adam::Adam(std::vector<ParamGroupOptions> groups, const AdamOptions& options)
+    : Adam("Adam", std::move(groups), options, false) {}
+
+Adam::Adam(const std::vector<Tensor>& params, const AdamOptions& options)
+    : Adam(std::vector<ParamGroupOptions>{{params, std::nullopt, std::nullopt}}, options) {}
+
+AdamW::AdamW(std::vector<ParamGroupOptions> groups, const AdamOptions& options)
+    : Adam("AdamW", std::move(groups), options, true) {}
+
+AdamW::AdamW(const std::vector<Tensor>& params, const AdamOptions& options)
+    : AdamW(std::vector<ParamGroupOptions>{{params, std::nullopt, std::nullopt}}, options) {}
+
+bool Adam::is_state_name(const std::string& name) const {
+  return name == "step" || name == "exp_avg" || name == "exp_avg_sq" ||
+         (options_.amsgrad && name == "max_exp_avg_sq");
+}
+
+void Adam::update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
+                  std::map<std::string, Tensor>& state) {
+  if (!state.count("step")) {
+    state["step"] = scalar_i64(0);
+    state["exp_avg"] = raw::zeros_like(param);
+    state["exp_avg_sq"] = raw::zeros_like(param);
+    if (options_.amsgrad) state["max_exp_avg_sq"] = raw::zeros_like(param);
+  }
+  // A state restored from an optimizer without AMSGrad starts its running maximum at zero.
+  if (options_.amsgrad && !state.count("max_exp_avg_sq"))
+    state["max_exp_avg_sq"] = raw::zeros_like(param);
+  int64_t& t = state["step"].data<int64_t>()[0];
+  t += 1;
+  const double beta1 = group.momentum, beta2 = options_.beta2;
+  const double step_size = group.lr / (1.0 - std::pow(beta1, double(t)));
+  const double bias_correction2_sqrt = std::sqrt(1.0 - std::pow(beta2, double(t)));
+  const bool coupled_decay = !decoupled_ && group.weight_decay != 0.0;
+  const bool decoupled_decay = decoupled_ && group.weight_decay != 0.0;
+  const bool amsgrad = options_.amsgrad;
+  const Tensor& m_t = state["exp_avg"];
+  const Tensor& v_t = state["exp_avg_sq"];
+  // Without AMSGrad the fifth operand is the second moment again and is only read.
+  const Tensor& vmax_t = amsgrad ? state["max_exp_avg_sq"] : v_t;
+  auto kernel = [&]<typename T>() {
+    using C = compute_t<T>;
+    const C wd = C(group.weight_decay), decay_factor = C(1.0 - group.lr * group.weight_decay);
+    const C w1 = C(1.0 - beta1), b2 = C(beta2), w2 = C(1.0 - beta2);
+    const C bc2 = C(bias_correction2_sqrt), eps = C(options_.eps), neg_step = C(-step_size);
+    const bool small_weight = w1 < C(0.5);  // torch's lerp uses one of two forms by weight
+    detail::for_each_element<T, 5>(
+        {&param, &grad, &m_t, &v_t, &vmax_t}, [&](T& p, const T& g0, T& m, T& v, T& vmax) {
+          C pv = C(p), g = C(g0);
+          if (coupled_decay) g = g + wd * pv;
+          if (decoupled_decay) pv = pv * decay_factor;
+          const C mv = C(m);
+          const C mn = small_weight ? mv + w1 * (g - mv) : g - (g - mv) * (C(1) - w1);
+          const C vn = C(v) * b2 + w2 * g * g;
+          m = T(mn);
+          v = T(vn);
+          C second = C(v);  // re-read: the stored (rounded) values feed the update, as in torch
+          if (amsgrad) {
+            const C prev = C(vmax);
+            vmax = T((prev < second || second != second) ? second : prev);  // NaN propagates
+            second = C(vmax);
+          }
+          const C denom = std::sqrt(second) / bc2 + eps;
+          p = T(pv + neg_step * C(m) / denom);
+        });
+  };
+  CXR_DISPATCH_FLOAT(param.dtype(), "Adam.step", kernel);
+}
+
+}  // namespace cxr::nn
