@@ -17,8 +17,8 @@
 namespace cxr::nn {
 
 struct AttentionOptions {
-  std::optional<int64_t>
-      cross_attention_dim;  // features of encoder_hidden_states (default: query_dim)
+  // Features of encoder_hidden_states (default: query_dim).
+  std::optional<int64_t> cross_attention_dim = std::nullopt;
   int64_t heads = 8;
   int64_t dim_head = 64;
   double dropout = 0.0;                                   // after the output projection
