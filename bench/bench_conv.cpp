@@ -1,9 +1,9 @@
 // Benchmarks raw::conv2d and its two backward passes on the convolution shapes of ResNet-50
-// (torchvision, stride on the 3x3 conv) at batch 8, 224x224 input, without bias as in ResNet-50.
-// Each row reports GFLOP/s (2·N·OH·OW·OC·IC/groups·KH·KW per pass) and `ratio_to_gemm` = that
-// figure / the GFLOP/s of our sgemm on a 2048³ square product, timed in the same run (its own row
-// is `gemm/square2048`). Threads: OMP_NUM_THREADS (default: all cores). Rows are named pass/layer,
-// e.g.
+// (torchvision, stride on the 3x3 conv; no bias, as in ResNet-50) at batch 8, 224x224 input. Each
+// row reports GFLOP/s (2·N·OH·OW·OC·IC/groups·KH·KW per pass) and `ratio_to_gemm` = that figure /
+// the GFLOP/s of our sgemm on a 2048³ square product, timed (best of 5) once at the start of the
+// same run (the `gemm/square2048` row times it again). Threads: OMP_NUM_THREADS (default: all
+// cores). Rows are named pass/layer, e.g.
 //
 //   build/<dir>/bench/bench_conv --benchmark_counters_tabular=true
 //   build/<dir>/bench/bench_conv --benchmark_filter='fwd/layer3'
