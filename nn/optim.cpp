@@ -173,6 +173,12 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
       CXR_FAIL(op, ".load_state_dict: unexpected key '", key, "'");
     }
   }
+  for (size_t i = 0; i < new_state.size(); ++i) {
+    if (new_state[i].empty()) continue;
+    for (const std::string& name : required_state_names())
+      CXR_CHECK(new_state[i].count(name), op, ".load_state_dict: missing key 'state.", i, ".", name,
+                "' (parameter ", i, " has other state entries)");
+  }
   for (size_t g = 0; g < groups.size(); ++g)
     for (const char* field : {"lr", "weight_decay", "momentum", "size"})
       CXR_CHECK(group_fields[g].count(field), op, ".load_state_dict: missing key 'group.", g, ".",

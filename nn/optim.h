@@ -66,6 +66,8 @@ class Optimizer {
   // Whether `name` is a per-parameter state entry of this optimizer; "step" entries are int64
   // scalars, all others have the parameter's shape and dtype.
   virtual bool is_state_name(const std::string& name) const = 0;
+  // The entries a parameter's state must have once it has any.
+  virtual std::vector<std::string> required_state_names() const = 0;
 
  private:
   std::vector<ParamGroup> groups_;
@@ -93,6 +95,7 @@ class SGD : public Optimizer {
   void update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
               std::map<std::string, Tensor>& state) override;
   bool is_state_name(const std::string& name) const override;
+  std::vector<std::string> required_state_names() const override { return {"momentum_buffer"}; }
 
  private:
   SGDOptions options_;
@@ -123,6 +126,10 @@ class Adam : public Optimizer {
   void update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
               std::map<std::string, Tensor>& state) override;
   bool is_state_name(const std::string& name) const override;
+  // max_exp_avg_sq may be absent (a state saved without AMSGrad): it then starts at zero.
+  std::vector<std::string> required_state_names() const override {
+    return {"step", "exp_avg", "exp_avg_sq"};
+  }
 
  private:
   AdamOptions options_;
