@@ -7,6 +7,7 @@
 #include "nn/conv.h"                 // Conv2d
 #include "nn/dropout.h"              // Dropout
 #include "nn/embedding.h"            // Embedding
+#include "nn/flatten.h"              // Flatten
 #include "nn/init.h"                 // init::kaiming_uniform, xavier_uniform, zero_module, ...
 #include "nn/linear.h"               // Linear
 #include "nn/module.h"               // Module, StateDict, LoadReport
