@@ -28,7 +28,7 @@ namespace {
 constexpr int64_t kLanes = 16;            // interleaved partial sums in a leaf block
 constexpr int64_t kLeaf = 256;            // elements per leaf block of the pairwise tree
 constexpr int64_t kChunk = 1 << 16;       // row chunk: the unit of parallel work on long rows
-constexpr int64_t kColTile = 128;         // outputs accumulated side by side in the column layout
+constexpr int64_t kColTile = 1024;        // outputs accumulated side by side in the column layout
 constexpr int64_t kColLeafRows = 16;      // rows summed sequentially in a column leaf
 constexpr int64_t kParallelWork = 32768;  // below this many input elements stay on one thread
 
@@ -93,6 +93,28 @@ CXR_VECTOR_CLONES float sum_f32(const float* x, int64_t n) {
   return pairwise_sum<float, float, true>(x, n, 1);
 }
 
+// cur[k] = sum of rows r < `rows` (at most kColLeafRows) of x[r * rs + k], in row order. Columns
+// go in register blocks of 64 so the running sums stay in registers: accumulating in memory, the
+// loads from x and the stores into cur (4 KiB apart for 1024-wide rows) alias in the store buffer.
+template <typename T, typename Acc>
+CXR_ALWAYS_INLINE void column_leaf(const T* x, int64_t rows, int64_t rs, int64_t kt, Acc* cur) {
+  constexpr int64_t kBlock = 64;
+  int64_t k0 = 0;
+  for (; k0 + kBlock <= kt; k0 += kBlock) {
+    Acc a[kBlock] = {};
+    for (int64_t r = 0; r < rows; ++r) {
+      const T* row = x + r * rs + k0;
+      for (int64_t j = 0; j < kBlock; ++j) a[j] += Acc(compute_t<T>(row[j]));
+    }
+    for (int64_t j = 0; j < kBlock; ++j) cur[k0 + j] = a[j];
+  }
+  for (; k0 < kt; ++k0) {
+    Acc a = Acc(0);
+    for (int64_t r = 0; r < rows; ++r) a += Acc(compute_t<T>(x[r * rs + k0]));
+    cur[k0] = a;
+  }
+}
+
 // Column sums: out[k] = sum_r x[r * rs + k] for k < kt (kt <= kColTile), pairwise over blocks of
 // kColLeafRows rows with the same binary counter, `stack` holding one tile per tree level.
 template <typename T, typename Acc>
@@ -102,12 +124,7 @@ CXR_ALWAYS_INLINE void column_sum(const T* x, int64_t rows, int64_t rs, int64_t 
   int sp = 0;
   Acc cur[kColTile];
   for (int64_t r0 = 0; r0 < rows; r0 += kColLeafRows) {
-    for (int64_t k = 0; k < kt; ++k) cur[k] = Acc(0);
-    const int64_t r1 = std::min(rows, r0 + kColLeafRows);
-    for (int64_t r = r0; r < r1; ++r) {
-      const T* row = x + r * rs;
-      for (int64_t k = 0; k < kt; ++k) cur[k] += Acc(compute_t<T>(row[k]));
-    }
+    column_leaf<T, Acc>(x + r0 * rs, std::min(kColLeafRows, rows - r0), rs, kt, cur);
     int lv = 0;
     while (sp > 0 && level[sp - 1] == lv) {
       Acc* top = stack + (sp - 1) * kColTile;
@@ -230,6 +247,24 @@ bool run_parallel(int64_t work, int64_t tasks) {
   return work >= kParallelWork && tasks > 1;
 }
 
+// The work split of the column layout, fixed by the shape alone: tiles of at most kColTile
+// outputs, and chunks of rows (a multiple of kColLeafRows, about 4 kChunk elements each) that are
+// read as contiguous blocks when the tile spans whole rows. Task t = (o * tiles + tile) * chunks
+// + chunk; each task leaves `width` partial results, combined over the chunks in order.
+struct ColumnSplit {
+  int64_t width, tiles, chunk_rows, chunks, tasks;
+};
+ColumnSplit column_split(const Plan& p) {
+  ColumnSplit s;
+  s.width = std::min(p.K, kColTile);
+  s.tiles = (p.K + kColTile - 1) / kColTile;
+  const int64_t rows = std::max(kColLeafRows, 4 * kChunk / s.width);
+  s.chunk_rows = (rows + kColLeafRows - 1) / kColLeafRows * kColLeafRows;
+  s.chunks = (p.R + s.chunk_rows - 1) / s.chunk_rows;
+  s.tasks = p.outer_count * s.tiles * s.chunks;
+  return s;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Sum
 
@@ -245,22 +280,40 @@ void sum_kernel(const Plan& p, TO* out, double divisor) {
       out[o] = convert<TO>(v);
   };
   if (p.columns) {
-    const int64_t tiles = (p.K + kColTile - 1) / kColTile;
-    const int64_t tasks = p.outer_count * tiles;
-    const int levels = std::bit_width(uint64_t((p.R + kColLeafRows - 1) / kColLeafRows)) + 1;
-#pragma omp parallel if (run_parallel(p.outer_count * p.K * p.R, tasks))
+    const ColumnSplit cs = column_split(p);
+    const int levels = std::bit_width(uint64_t(cs.chunk_rows / kColLeafRows)) + 1;
+    std::vector<Acc> partial(static_cast<size_t>(cs.tasks * cs.width));
+#pragma omp parallel if (run_parallel(p.outer_count * p.K * p.R, cs.tasks))
     {
-      std::vector<Acc> stack(size_t(levels) * kColTile);
+      std::vector<Acc> stack(static_cast<size_t>(levels * kColTile));
+#pragma omp for schedule(static)
+      for (int64_t task = 0; task < cs.tasks; ++task) {
+        const int64_t c = task % cs.chunks, ot = task / cs.chunks;
+        const int64_t o = ot / cs.tiles, k0 = (ot % cs.tiles) * kColTile;
+        const int64_t kt = std::min(kColTile, p.K - k0);
+        const int64_t r0 = c * cs.chunk_rows, rows = std::min(cs.chunk_rows, p.R - r0);
+        const T* x = base + p.src_offset(o) + k0 + r0 * p.rstride;
+        Acc* acc = partial.data() + task * cs.width;
+        if constexpr (std::is_same_v<T, float>)
+          column_sum_f32(x, rows, p.rstride, kt, acc, stack.data());
+        else
+          column_sum<T, Acc>(x, rows, p.rstride, kt, acc, stack.data());
+      }
+    }
+    // The chunks' partial sums of each tile form a [chunks, width] matrix: its column sums (the
+    // same pairwise tree, in chunk order) are the results.
+    const int64_t outputs = p.outer_count * cs.tiles;
+    const int combine_levels = std::bit_width(uint64_t(cs.chunks / kColLeafRows)) + 1;
+#pragma omp parallel if (run_parallel(outputs * cs.chunks * cs.width, outputs))
+    {
+      std::vector<Acc> stack(static_cast<size_t>(combine_levels * kColTile));
       Acc acc[kColTile];
 #pragma omp for schedule(static)
-      for (int64_t task = 0; task < tasks; ++task) {
-        const int64_t o = task / tiles, k0 = (task % tiles) * kColTile;
+      for (int64_t ot = 0; ot < outputs; ++ot) {
+        const int64_t o = ot / cs.tiles, k0 = (ot % cs.tiles) * kColTile;
         const int64_t kt = std::min(kColTile, p.K - k0);
-        const T* x = base + p.src_offset(o) + k0;
-        if constexpr (std::is_same_v<T, float>)
-          column_sum_f32(x, p.R, p.rstride, kt, acc, stack.data());
-        else
-          column_sum<T, Acc>(x, p.R, p.rstride, kt, acc, stack.data());
+        column_sum<Acc, Acc>(partial.data() + ot * cs.chunks * cs.width, cs.chunks, cs.width, kt,
+                             acc, stack.data());
         for (int64_t k = 0; k < kt; ++k) store(o * p.K + k0 + k, acc[k]);
       }
     }
@@ -336,24 +389,42 @@ void minmax_kernel(const Plan& p, T* values, int64_t* indices) {
     if (indices) indices[o] = i;
   };
   if (p.columns) {
-    const int64_t tiles = (p.K + kColTile - 1) / kColTile;
-    const int64_t tasks = p.outer_count * tiles;
-#pragma omp parallel for schedule(static) if (run_parallel(p.outer_count * p.K * p.R, tasks))
-    for (int64_t task = 0; task < tasks; ++task) {
-      const int64_t o = task / tiles, k0 = (task % tiles) * kColTile;
+    const ColumnSplit cs = column_split(p);
+    std::vector<std::conditional_t<std::is_same_v<C, bool>, uint8_t, C>> pv(
+        static_cast<size_t>(cs.tasks * cs.width));
+    std::vector<int64_t> pi(static_cast<size_t>(cs.tasks * cs.width));
+#pragma omp parallel for schedule(static) if (run_parallel(p.outer_count * p.K * p.R, cs.tasks))
+    for (int64_t task = 0; task < cs.tasks; ++task) {
+      const int64_t c = task % cs.chunks, ot = task / cs.chunks;
+      const int64_t o = ot / cs.tiles, k0 = (ot % cs.tiles) * kColTile;
       const int64_t kt = std::min(kColTile, p.K - k0);
+      const int64_t r0 = c * cs.chunk_rows, r1 = std::min(p.R, r0 + cs.chunk_rows);
       const T* x = base + p.src_offset(o) + k0;
-      C best[kColTile];
-      int64_t idx[kColTile] = {};
-      for (int64_t k = 0; k < kt; ++k) best[k] = C(x[k]);
-      for (int64_t r = 1; r < p.R; ++r) {
+      auto* best = pv.data() + task * cs.width;
+      int64_t* idx = pi.data() + task * cs.width;
+      for (int64_t k = 0; k < kt; ++k) best[k] = C(x[r0 * p.rstride + k]), idx[k] = r0;
+      for (int64_t r = r0 + 1; r < r1; ++r) {
         const T* row = x + r * p.rstride;
         for (int64_t k = 0; k < kt; ++k) {
           const C v = C(row[k]);
-          if (better<kMax>(v, best[k])) best[k] = v, idx[k] = r;
+          if (better<kMax, C>(v, C(best[k]))) best[k] = v, idx[k] = r;
         }
       }
-      for (int64_t k = 0; k < kt; ++k) store(o * p.K + k0 + k, best[k], idx[k]);
+    }
+    // Chunks in order: a later chunk wins only when strictly better (first index on ties).
+    for (int64_t ot = 0; ot < p.outer_count * cs.tiles; ++ot) {
+      const int64_t o = ot / cs.tiles, k0 = (ot % cs.tiles) * kColTile;
+      const int64_t kt = std::min(kColTile, p.K - k0);
+      for (int64_t k = 0; k < kt; ++k) {
+        size_t at = size_t(ot * cs.chunks * cs.width + k);
+        C best = C(pv[at]);
+        int64_t bi = pi[at];
+        for (int64_t c = 1; c < cs.chunks; ++c) {
+          at += size_t(cs.width);
+          if (better<kMax, C>(C(pv[at]), best)) best = C(pv[at]), bi = pi[at];
+        }
+        store(o * p.K + k0 + k, best, bi);
+      }
     }
     return;
   }
