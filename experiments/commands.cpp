@@ -1,0 +1,10 @@
+// The list of subcommands.
+#include "experiments/commands.h"
+
+namespace cxr::experiments {
+
+std::vector<Command> register_commands(CLI::App& app) {
+  return {register_demo(app)};
+}
+
+}  // namespace cxr::experiments

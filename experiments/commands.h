@@ -1,0 +1,23 @@
+// Registration of the `cxr` subcommands: each adds itself to the app with its flags and returns
+// the function that runs it once the command line is parsed.
+#pragma once
+
+#include <CLI/CLI.hpp>
+
+#include <functional>
+#include <vector>
+
+namespace cxr::experiments {
+
+struct Command {
+  CLI::App* app;              // the subcommand (its flags are bound to the captured options)
+  std::function<void()> run;  // runs it; throws cxr::Error on bad input
+};
+
+// Adds every subcommand to `app`.
+std::vector<Command> register_commands(CLI::App& app);
+
+// One per subcommand.
+Command register_demo(CLI::App& app);
+
+}  // namespace cxr::experiments
