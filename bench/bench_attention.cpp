@@ -9,12 +9,16 @@
 //                raw::scaled_dot_product_attention_workspace_bytes) / (inputs + output)
 //   rss_ratio    the same with the measured peak RSS growth of one forward call (VmHWM after
 //                resetting it through /proc/self/clear_refs) instead of the computed bytes
+//   cpu_GFLOPs, cpu_vs_sgemm  the same rates from the main thread's CPU time instead of wall time:
+//                robust to other processes sharing the machine when OMP_NUM_THREADS=1
 // Target: mem_ratio <= 2. Threads: OMP_NUM_THREADS (default: all cores).
 //
 //   build/<dir>/bench/bench_attention --benchmark_counters_tabular=true
 #include <benchmark/benchmark.h>
 #include <malloc.h>  // malloc_trim, so freed heap pages do not hide the op's RSS growth
 #include <omp.h>     // omp_get_max_threads
+
+#include <time.h>  // clock_gettime(CLOCK_THREAD_CPUTIME_ID)
 
 #include <chrono>   // reference timing of sgemm
 #include <fstream>  // /proc/self/status, /proc/self/clear_refs
@@ -75,30 +79,53 @@ int64_t measured_forward_growth(const Inputs& in) {
   return (status_kb("VmHWM") - before) * 1024;
 }
 
-// GFLOP/s of one sgemm call C[L, S] = Q[L, d] Kᵀ per head, for all heads, best of a few runs.
-double sgemm_gflops(const Case& c) {
-  std::vector<float> a(size_t(c.L * c.D), 0.5f), b(size_t(c.S * c.D), 0.25f),
-      out(size_t(c.L * c.S));
-  double best = 1e30;
-  for (int rep = 0; rep < 3; ++rep) {
-    auto t0 = std::chrono::steady_clock::now();
-    for (int64_t h = 0; h < c.heads; ++h)
-      cpu::sgemm(c.L, c.S, c.D, 1.0f, a.data(), c.D, 1, b.data(), 1, c.D, 0.0f, out.data(), c.S, 1);
-    best = std::min(best,
-                    std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
-  }
-  return 2.0 * double(c.heads * c.L * c.S * c.D) / best * 1e-9;
+// Seconds of CPU time used by the calling thread.
+double thread_cpu_seconds() {
+  timespec ts;
+  clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts);
+  return double(ts.tv_sec) + 1e-9 * double(ts.tv_nsec);
 }
 
-// GFLOPs of the timed loop and its ratio to sgemm on the equivalent GEMM.
-void report_flops(benchmark::State& state, double flops_per_iter,
-                  std::chrono::steady_clock::time_point t0, const Case& c) {
-  const double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  const double gflops = flops_per_iter * double(state.iterations()) / secs * 1e-9;
-  const double ref = sgemm_gflops(c);
-  state.counters["GFLOPs"] = gflops;
-  state.counters["sgemm_GFLOPs"] = ref;
-  state.counters["vs_sgemm"] = gflops / ref;
+// Wall and main-thread CPU time of a timed region.
+struct Timer {
+  std::chrono::steady_clock::time_point wall0 = std::chrono::steady_clock::now();
+  double cpu0 = thread_cpu_seconds();
+  double wall() const {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - wall0).count();
+  }
+  double cpu() const { return thread_cpu_seconds() - cpu0; }
+};
+
+struct Rates {
+  double wall_gflops, cpu_gflops;
+};
+
+// GFLOP/s of sgemm C[L, S] = Q[L, d] Kᵀ for every head, best of a few runs.
+Rates sgemm_gflops(const Case& c) {
+  std::vector<float> a(size_t(c.L * c.D), 0.5f), b(size_t(c.S * c.D), 0.25f),
+      out(size_t(c.L * c.S));
+  double best_wall = 1e30, best_cpu = 1e30;
+  for (int rep = 0; rep < 3; ++rep) {
+    Timer t;
+    for (int64_t h = 0; h < c.heads; ++h)
+      cpu::sgemm(c.L, c.S, c.D, 1.0f, a.data(), c.D, 1, b.data(), 1, c.D, 0.0f, out.data(), c.S, 1);
+    best_wall = std::min(best_wall, t.wall());
+    best_cpu = std::min(best_cpu, t.cpu());
+  }
+  const double flops = 2.0 * double(c.heads * c.L * c.S * c.D);
+  return {flops / best_wall * 1e-9, flops / best_cpu * 1e-9};
+}
+
+// GFLOP/s of the timed loop and its ratio to sgemm on the equivalent GEMM.
+void report_flops(benchmark::State& state, double flops_per_iter, const Timer& t, const Case& c) {
+  const double wall = t.wall(), cpu_s = t.cpu();
+  const double iters = double(state.iterations());
+  const Rates ref = sgemm_gflops(c);
+  state.counters["GFLOPs"] = flops_per_iter * iters / wall * 1e-9;
+  state.counters["sgemm_GFLOPs"] = ref.wall_gflops;
+  state.counters["vs_sgemm"] = state.counters["GFLOPs"] / ref.wall_gflops;
+  state.counters["cpu_GFLOPs"] = flops_per_iter * iters / cpu_s * 1e-9;
+  state.counters["cpu_vs_sgemm"] = state.counters["cpu_GFLOPs"] / ref.cpu_gflops;
 }
 
 void BM_sdpa_forward(benchmark::State& state, Case c) {
@@ -107,7 +134,7 @@ void BM_sdpa_forward(benchmark::State& state, Case c) {
   const int64_t ws =
       raw::scaled_dot_product_attention_workspace_bytes(in.q, in.k, in.v, omp_get_max_threads());
   const int64_t growth = measured_forward_growth(in);
-  const auto t0 = std::chrono::steady_clock::now();
+  const Timer t0;
   for (auto _ : state) {
     raw::AttentionResult r = raw::scaled_dot_product_attention(in.q, in.k, in.v, {}, false, 0);
     benchmark::DoNotOptimize(r.out.data_ptr());
@@ -124,7 +151,7 @@ void BM_sdpa_backward(benchmark::State& state, Case c) {
   Generator gen(2);
   Tensor gy = raw::randn({1, c.heads, c.L, c.D}, gen);
   raw::AttentionResult r = raw::scaled_dot_product_attention(in.q, in.k, in.v, {}, false, 0);
-  const auto t0 = std::chrono::steady_clock::now();
+  const Timer t0;
   for (auto _ : state) {
     raw::AttentionGrads g =
         raw::scaled_dot_product_attention_backward(gy, in.q, in.k, in.v, r, {}, false, 0);
