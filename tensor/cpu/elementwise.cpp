@@ -158,24 +158,39 @@ C saturate(double v) {
 // ---------------------------------------------------------------------------------------------
 // Vectorised contiguous float32 rows (compiled per instruction set).
 
+// In-place rows (y == x) get their own one-pointer loop: with two pointers GCC's run-time overlap
+// check sends exactly aliased rows to its scalar fallback.
 template <typename F>
 inline __attribute__((always_inline)) void row1(F f, const float* x, float* y, int64_t n) {
-  for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  if (x == y) {
+    for (int64_t i = 0; i < n; ++i) y[i] = f(y[i]);
+  } else {
+    for (int64_t i = 0; i < n; ++i) y[i] = f(x[i]);
+  }
 }
 template <typename F>
 inline __attribute__((always_inline)) void row_bwd(F f, const float* g, const float* x, float* y,
                                                    int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = f.backward(g[i], x[i]);
 }
-// y = f(a, b) with a and b each either contiguous (stride 1) or one broadcast value (stride 0).
+// y = f(a, b) with a and b each either contiguous (stride 1) or one broadcast value (stride 0);
+// y == a (in place) has its own loops, as in row1.
 template <typename F>
 inline __attribute__((always_inline)) void row2(F f, const float* a, int64_t sa, const float* b,
                                                 int64_t sb, float* y, int64_t n) {
   if (sa == 1 && sb == 1) {
-    for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
+    if (y == a) {
+      for (int64_t i = 0; i < n; ++i) y[i] = f(y[i], b[i]);
+    } else {
+      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], b[i]);
+    }
   } else if (sa == 1) {
     const float bv = b[0];
-    for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], bv);
+    if (y == a) {
+      for (int64_t i = 0; i < n; ++i) y[i] = f(y[i], bv);
+    } else {
+      for (int64_t i = 0; i < n; ++i) y[i] = f(a[i], bv);
+    }
   } else {
     const float av = a[0];
     for (int64_t i = 0; i < n; ++i) y[i] = f(av, b[i]);
