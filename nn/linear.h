@@ -1,4 +1,4 @@
-// Linear: y = x Wᵀ + b (torch.nn.Linear), weight [out_features, in_features], bias [out_features].
+// Linear (torch.nn.Linear): y = x Wᵀ + b, weight [out_features, in_features], bias [out].
 #pragma once
 
 #include "nn/module.h"

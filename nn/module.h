@@ -119,11 +119,11 @@ class Module {
   void zero_grad(bool set_to_none = true);
 
   // ---- printing ----
-  // A tree like PyTorch's repr, each line with the module's own tensors (name and shape) and its
-  // parameter count, e.g.
+  // A tree like PyTorch's repr, each module with its own tensors (name, shape; dtype when not
+  // float32; "(frozen)" when not trainable) and its sub-tree's parameter count, e.g.
   //   Net(  # 116 params
-  //     (conv): Conv2d(1, 8, kernel_size=(3, 3), stride=(1, 1))  # weight [8, 1, 3, 3], bias [8];
-  //     80 params
+  //     (conv): Conv2d(1, 8, kernel_size=(3, 3), ...)  # weight [8, 1, 3, 3], bias [8]; 80 params
+  //     (fc): Linear(in_features=8, ...)  # weight [4, 8], bias [4]; 36 params
   //   )
   std::string str() const;
   // The layer's configuration inside the parentheses ("in_features=4, out_features=2, bias=True").
