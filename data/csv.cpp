@@ -5,6 +5,10 @@
 
 #include "tensor/error.h"
 
+#ifdef CXR_HAVE_ZLIB
+#include <zlib.h>
+#endif
+
 namespace cxr::data {
 
 std::string_view trim(std::string_view s) {
@@ -145,6 +149,24 @@ CsvTable parse_csv(std::string_view text, const std::string& source) {
 }
 
 std::string read_text_file(const std::string& path) {
+  if (path.size() > 3 && path.compare(path.size() - 3, 3, ".gz") == 0) {
+#ifdef CXR_HAVE_ZLIB
+    gzFile f = gzopen(path.c_str(), "rb");
+    CXR_CHECK(f != nullptr, path, ": cannot open file (missing or unreadable)");
+    std::string out;
+    char buf[1 << 16];
+    int n = 0;
+    while ((n = gzread(f, buf, sizeof(buf))) > 0) out.append(buf, size_t(n));
+    int err = 0;
+    const char* msg = n < 0 ? gzerror(f, &err) : nullptr;
+    std::string why = msg ? msg : "";
+    gzclose(f);
+    CXR_CHECK(n == 0, path, ": corrupt or truncated gzip data (", why, ")");
+    return out;
+#else
+    CXR_FAIL(path, ": reading .gz files needs zlib (install zlib1g-dev and reconfigure)");
+#endif
+  }
   std::ifstream in(path, std::ios::binary);
   CXR_CHECK(in.good(), path, ": cannot open file (missing or unreadable)");
   std::ostringstream ss;

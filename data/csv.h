@@ -31,7 +31,8 @@ class CsvTable {
 CsvTable parse_csv(std::string_view text, const std::string& source);
 // Reads and parses a file; a missing or unreadable file throws cxr::Error naming it.
 CsvTable read_csv(const std::string& path);
-// Reads a whole file into a string; throws cxr::Error naming it when it cannot be read.
+// Reads a whole file into a string (a .gz file is decompressed when zlib is available); throws
+// cxr::Error naming it when it cannot be read.
 std::string read_text_file(const std::string& path);
 // Writes a CSV field, quoting it when it contains a comma, quote or newline.
 std::string csv_escape(std::string_view field);
