@@ -7,7 +7,9 @@
 #include <sys/stat.h>  // fstat
 #include <unistd.h>    // close, fsync
 
+#include <algorithm>  // std::sort of the tensor ranges
 #include <cerrno>
+#include <cstdint>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
@@ -67,6 +69,94 @@ std::shared_ptr<Storage> map_file(const std::string& path) {
 
 }  // namespace
 
+// The reference implementation's cap on the JSON header (huggingface/safetensors MAX_HEADER_SIZE).
+constexpr uint64_t kMaxHeaderBytes = 100'000'000;
+
+namespace {
+
+// One tensor's entry, checked against the data section.
+struct Entry {
+  std::string key;
+  DType dtype;
+  Shape shape;
+  uint64_t begin, end;  // relative to the data section
+};
+
+uint64_t unsigned_field(const nlohmann::json& v, const std::string& path, const std::string& key,
+                        const char* field) {
+  CXR_CHECK(v.is_number_unsigned(), "load_safetensors: '", path, "': tensor '", key, "' has a ",
+            field, " that is not a non-negative integer: ", v.dump());
+  return v.get<uint64_t>();
+}
+
+Entry parse_entry(const std::string& key, const nlohmann::json& entry, const std::string& path,
+                  uint64_t data_size) {
+  CXR_CHECK(entry.is_object(), "load_safetensors: '", path, "': tensor '", key,
+            "' has a malformed entry (not an object)");
+  for (const char* field : {"dtype", "shape", "data_offsets"})
+    CXR_CHECK(entry.contains(field), "load_safetensors: '", path, "': tensor '", key,
+              "' has a malformed entry (no \"", field, "\")");
+  const auto& dtype = entry.at("dtype");
+  CXR_CHECK(dtype.is_string(), "load_safetensors: '", path, "': tensor '", key,
+            "' has a malformed entry (dtype is not a string)");
+  Entry e{key, parse_dtype(dtype.get<std::string>(), path, key), {}, 0, 0};
+
+  const auto& shape = entry.at("shape");
+  CXR_CHECK(shape.is_array(), "load_safetensors: '", path, "': tensor '", key,
+            "' has a malformed entry (shape is not an array)");
+  // The byte count of the nonzero sizes is bounded (2^62), so that neither the element count nor
+  // any stride can overflow, even for tensors with a zero size; the offsets check the rest.
+  constexpr uint64_t kMaxBytes = uint64_t(1) << 62;
+  const uint64_t elem = dtype_size(e.dtype);
+  uint64_t capacity = elem;
+  for (const auto& v : shape) {
+    const uint64_t size = unsigned_field(v, path, key, "size");
+    if (size > 1) {
+      CXR_CHECK(capacity <= kMaxBytes / size, "load_safetensors: '", path, "': tensor '", key,
+                "' has an impossibly large shape ", shape.dump());
+      capacity *= size;
+    }
+    e.shape.push_back(int64_t(size));
+  }
+
+  const auto& offsets = entry.at("data_offsets");
+  CXR_CHECK(offsets.is_array() && offsets.size() == 2, "load_safetensors: '", path, "': tensor '",
+            key, "' has a malformed entry (data_offsets is not a pair)");
+  e.begin = unsigned_field(offsets[0], path, key, "data offset");
+  e.end = unsigned_field(offsets[1], path, key, "data offset");
+  CXR_CHECK(e.begin <= e.end && e.end <= data_size, "load_safetensors: '", path, "': tensor '", key,
+            "' has data offsets [", e.begin, ", ", e.end, "] outside the ", data_size,
+            "-byte data section");
+  const uint64_t expected = uint64_t(shape_numel(e.shape)) * elem;
+  CXR_CHECK(e.end - e.begin == expected, "load_safetensors: '", path, "': tensor '", key,
+            "' of shape ", shape_str(e.shape), " needs ", expected, " bytes but its offsets span ",
+            e.end - e.begin);
+  return e;
+}
+
+// The format requires the tensors to tile the data section exactly: no two overlap and every
+// byte belongs to one (the reference rejects holes, which would allow polyglot files).
+void check_layout(std::vector<const Entry*> entries, const std::string& path, uint64_t data_size) {
+  std::sort(entries.begin(), entries.end(), [](const Entry* a, const Entry* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  uint64_t cursor = 0;
+  const Entry* previous = nullptr;
+  for (const Entry* e : entries) {
+    CXR_CHECK(e->begin >= cursor, "load_safetensors: '", path, "': tensors '", previous->key, "' [",
+              previous->begin, ", ", previous->end, ") and '", e->key, "' [", e->begin, ", ",
+              e->end, ") overlap");
+    CXR_CHECK(e->begin == cursor, "load_safetensors: '", path, "': bytes [", cursor, ", ", e->begin,
+              ") of the data section belong to no tensor");
+    cursor = e->end;
+    previous = e;
+  }
+  CXR_CHECK(cursor == data_size, "load_safetensors: '", path, "': bytes [", cursor, ", ", data_size,
+            ") at the end of the data section belong to no tensor");
+}
+
+}  // namespace
+
 SafetensorsFile load_safetensors(const std::string& path) {
   auto file = map_file(path);
   const size_t size = file->nbytes();
@@ -78,6 +168,8 @@ SafetensorsFile load_safetensors(const std::string& path) {
   CXR_CHECK(header_len <= size - 8, "load_safetensors: '", path,
             "' is truncated or corrupt: header ", "length ", header_len, " exceeds the file size ",
             size);
+  CXR_CHECK(header_len <= kMaxHeaderBytes, "load_safetensors: '", path, "': header length ",
+            header_len, " exceeds the format's limit of ", kMaxHeaderBytes, " bytes");
   nlohmann::json header;
   try {
     header = nlohmann::json::parse(bytes + 8, bytes + 8 + header_len);
@@ -87,8 +179,9 @@ SafetensorsFile load_safetensors(const std::string& path) {
   CXR_CHECK(header.is_object(), "load_safetensors: '", path, "': the header is not a JSON object");
 
   const size_t data_start = 8 + header_len;
-  const size_t data_size = size - data_start;
+  const uint64_t data_size = size - data_start;
   SafetensorsFile out;
+  std::vector<Entry> entries;
   for (const auto& [key, entry] : header.items()) {
     if (key == "__metadata__") {
       CXR_CHECK(entry.is_object(), "load_safetensors: '", path, "': __metadata__ is not an object");
@@ -99,31 +192,22 @@ SafetensorsFile load_safetensors(const std::string& path) {
       }
       continue;
     }
-    try {
-      DType dtype = parse_dtype(entry.at("dtype").get<std::string>(), path, key);
-      Shape shape = entry.at("shape").get<Shape>();
-      auto offsets = entry.at("data_offsets").get<std::vector<uint64_t>>();
-      CXR_CHECK(offsets.size() == 2 && offsets[0] <= offsets[1] && offsets[1] <= data_size,
-                "load_safetensors: '", path, "': tensor '", key, "' has data offsets outside the ",
-                data_size, "-byte data section");
-      for (int64_t s : shape)
-        CXR_CHECK(s >= 0, "load_safetensors: '", path, "': tensor '", key, "' has a negative size");
-      uint64_t expected = uint64_t(shape_numel(shape)) * dtype_size(dtype);
-      CXR_CHECK(offsets[1] - offsets[0] == expected, "load_safetensors: '", path, "': tensor '",
-                key, "' of shape ", shape_str(shape), " needs ", expected,
-                " bytes but its offsets span ", offsets[1] - offsets[0]);
-      size_t byte_offset = data_start + offsets[0];
-      if (byte_offset % dtype_size(dtype) == 0) {
-        out.tensors[key] = Tensor(file, shape, contiguous_strides(shape),
-                                  int64_t(byte_offset / dtype_size(dtype)), dtype);
-      } else {  // misaligned for its type: copy out
-        Tensor t = raw::empty(shape, dtype);
-        std::memcpy(t.data_ptr(), bytes + byte_offset, expected);
-        out.tensors[key] = t;
-      }
-    } catch (const nlohmann::json::exception& e) {
-      CXR_FAIL("load_safetensors: '", path, "': tensor '", key,
-               "' has a malformed entry: ", e.what());
+    entries.push_back(parse_entry(key, entry, path, data_size));
+  }
+  std::vector<const Entry*> order;
+  for (const Entry& e : entries) order.push_back(&e);
+  check_layout(order, path, data_size);
+
+  for (const Entry& e : entries) {
+    const size_t byte_offset = data_start + e.begin;
+    const size_t elem = dtype_size(e.dtype);
+    if (byte_offset % elem == 0) {
+      out.tensors[e.key] =
+          Tensor(file, e.shape, contiguous_strides(e.shape), int64_t(byte_offset / elem), e.dtype);
+    } else {  // misaligned for its type: copy out
+      Tensor t = raw::empty(e.shape, e.dtype);
+      if (e.end > e.begin) std::memcpy(t.data_ptr(), bytes + byte_offset, e.end - e.begin);
+      out.tensors[e.key] = t;
     }
   }
   return out;
