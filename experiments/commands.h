@@ -19,5 +19,7 @@ std::vector<Command> register_commands(CLI::App& app);
 
 // One per subcommand.
 Command register_demo(CLI::App& app);
+Command register_tensors(CLI::App& app);  // tensors ls|stats|diff (tensors_cmd.cpp)
+Command register_env(CLI::App& app);      // env (env_cmd.cpp)
 
 }  // namespace cxr::experiments
