@@ -12,6 +12,7 @@ packages=(
   nlohmann-json3-dev                       # safetensors headers, configs
   libcli11-dev                             # command lines
   libstb-dev                               # image IO
+  libdcmtk-dev                             # DICOM reading (optional at build)
 )
 
 missing=()
