@@ -131,7 +131,9 @@ void LossScaler::load_state_dict(const std::map<std::string, Tensor>& state) {
   const double scale = state.at("scale").item();
   const double tracker = state.at("growth_tracker").item();
   const double interval = state.at("growth_interval").item();
-  CXR_CHECK(std::isfinite(scale) && scale > 0.0 && tracker >= 0.0 && interval > 0.0,
+  constexpr double kMaxCount = 9.0e18;  // within int64
+  CXR_CHECK(std::isfinite(scale) && scale > 0.0 && tracker >= 0.0 && tracker < kMaxCount &&
+                interval > 0.0 && interval < kMaxCount,
             "LossScaler.load_state_dict: invalid state (scale ", scale, ", growth_tracker ",
             tracker, ", growth_interval ", interval, ")");
   scale_ = float(scale);

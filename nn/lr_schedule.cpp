@@ -227,9 +227,10 @@ void LRScheduler::load_state_dict(const std::map<std::string, Tensor>& state) {
   const Tensor& step = state.at("step");
   const Tensor& kind = state.at("kind");
   const Tensor& base = state.at("base_lrs");
-  CXR_CHECK(step.numel() == 1 && step.dtype() == kInt64 && kind.numel() == 1,
-            "LRScheduler.load_state_dict: 'step' and 'kind' must be int64 scalars, got ",
-            describe(step), " and ", describe(kind));
+  CXR_CHECK(
+      step.numel() == 1 && step.dtype() == kInt64 && kind.numel() == 1 && kind.dtype() == kInt64,
+      "LRScheduler.load_state_dict: 'step' and 'kind' must be int64 scalars, got ", describe(step),
+      " and ", describe(kind));
   CXR_CHECK(int(kind.item()) == int(schedule_.kind),
             "LRScheduler.load_state_dict: the state is of schedule kind ", int(kind.item()),
             " but this scheduler's kind is ", int(schedule_.kind));

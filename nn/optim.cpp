@@ -7,6 +7,7 @@
 #include <charconv>  // std::from_chars for state keys
 #include <cmath>
 #include <set>
+#include <string_view>
 
 #include "autograd/grad_mode.h"  // NoGradGuard
 #include "nn/fused.h"            // detail::for_each_element
@@ -148,8 +149,8 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
       else if (name == "momentum")
         group.momentum = v;
       else if (name == "size")
-        CXR_CHECK(size_t(v) == group.params.size(), op, ".load_state_dict: group ", *index,
-                  " was saved with ", int64_t(v), " parameters but has ", group.params.size());
+        CXR_CHECK(v == double(group.params.size()), op, ".load_state_dict: group ", *index,
+                  " was saved with ", v, " parameters but has ", group.params.size());
       else
         CXR_FAIL(op, ".load_state_dict: unexpected key '", key, "'");
       group_fields[*index].insert(name);
