@@ -9,7 +9,9 @@
 #include <cstdio>
 #include <cstring>
 
+#include "data/image_io.h"
 #include "data/rng.h"
+#include "data/sample.h"
 #include "tensor/creation.h"
 #include "tensor/error.h"
 
@@ -49,9 +51,47 @@ Tensor stack(const std::vector<Example>& ex, const std::vector<int64_t>& indices
 
 }  // namespace
 
-FunctionDataset::FunctionDataset(int64_t size, Fn fn) : size_(size), fn_(std::move(fn)) {
-  CXR_CHECK(size >= 0, "FunctionDataset: size must be >= 0, got ", size);
-  CXR_CHECK(fn_ != nullptr, "FunctionDataset: empty function");
+FunctionSource::FunctionSource(int64_t size, Fn fn) : size_(size), fn_(std::move(fn)) {
+  CXR_CHECK(size >= 0, "FunctionSource: size must be >= 0, got ", size);
+  CXR_CHECK(fn_ != nullptr, "FunctionSource: empty function");
+}
+
+namespace {
+class ReaderSource : public ExampleSource {
+ public:
+  ReaderSource(std::shared_ptr<const Dataset> d, Pipeline p, bool masks)
+      : d_(std::move(d)), p_(std::move(p)), masks_(masks) {
+    CXR_CHECK(d_ != nullptr, "dataset_source: no dataset");
+  }
+  int64_t size() const override { return int64_t(d_->size()); }
+  Example get(int64_t index, Generator& gen) const override {
+    CXR_CHECK(index >= 0 && index < size(), "dataset_source: index ", index, " out of range for ",
+              size(), " samples");
+    const Sample& s = d_->samples[size_t(index)];
+    Example e;
+    e.id = s.id;
+    e.image = read_image(s.image_path, ColorMode::Gray);
+    if (masks_ && s.has_mask_annotation) {
+      Tensor m = s.mask_tensor();
+      if (m.size(-2) != e.image.size(-2) || m.size(-1) != e.image.size(-1))
+        m = resize(m, e.image.size(-2), e.image.size(-1), Interp::Nearest);
+      e.mask = m;
+    }
+    if (!s.labels.empty()) e.labels = raw::from_vector(s.labels, {int64_t(s.labels.size())});
+    p_(e.image, e.mask, gen);
+    return e;
+  }
+
+ private:
+  std::shared_ptr<const Dataset> d_;
+  Pipeline p_;
+  bool masks_;
+};
+}  // namespace
+
+std::shared_ptr<ExampleSource> dataset_source(std::shared_ptr<const Dataset> dataset,
+                                              Pipeline pipeline, bool with_masks) {
+  return std::make_shared<ReaderSource>(std::move(dataset), std::move(pipeline), with_masks);
 }
 
 Batch collate(const std::vector<Example>& examples, const std::vector<int64_t>& indices) {
@@ -68,7 +108,7 @@ Batch collate(const std::vector<Example>& examples, const std::vector<int64_t>& 
   return b;
 }
 
-Loader::Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options)
+Loader::Loader(std::shared_ptr<const ExampleSource> dataset, LoaderOptions options)
     : data_(std::move(dataset)), opt_(options) {
   CXR_CHECK(data_ != nullptr, "Loader: no dataset");
   CXR_CHECK(opt_.batch_size >= 1, "Loader: batch_size must be >= 1, got ", opt_.batch_size);

@@ -20,6 +20,7 @@
 #include <thread>
 #include <vector>
 
+#include "data/transforms.h"
 #include "tensor/random.h"
 #include "tensor/tensor.h"
 
@@ -33,19 +34,19 @@ struct Example {
 };
 
 // A random-access dataset; get() must be safe to call from several threads at once.
-class Dataset {
+class ExampleSource {
  public:
-  virtual ~Dataset() = default;
+  virtual ~ExampleSource() = default;
   virtual int64_t size() const = 0;
   // Loads (decodes, transforms) sample `index`, drawing any randomness from `gen`.
   virtual Example get(int64_t index, Generator& gen) const = 0;
 };
 
-// A Dataset from a function.
-class FunctionDataset : public Dataset {
+// An ExampleSource from a function.
+class FunctionSource : public ExampleSource {
  public:
   using Fn = std::function<Example(int64_t index, Generator& gen)>;
-  FunctionDataset(int64_t size, Fn fn);
+  FunctionSource(int64_t size, Fn fn);
   int64_t size() const override { return size_; }
   Example get(int64_t index, Generator& gen) const override { return fn_(index, gen); }
 
@@ -86,12 +87,21 @@ struct LoaderStats {
   double samples_per_second() const { return seconds > 0 ? double(samples) / seconds : 0.0; }
 };
 
+struct Dataset;  // data/sample.h (the readers' sample lists)
+
+// Loads a reader's samples: the image (grayscale float32 [1, H, W] through data/image_io.h), the
+// union of its RLE masks as uint8 [1, H, W] when it has a mask annotation (resized with nearest to
+// the image when the RLE size differs), and its labels as float32 [L] (NaN = ignore), then applies
+// `pipeline` jointly. The Dataset must outlive the source.
+std::shared_ptr<ExampleSource> dataset_source(std::shared_ptr<const Dataset> dataset,
+                                              Pipeline pipeline, bool with_masks = true);
+
 // Stacks examples into a batch (shapes and dtypes must agree; throws cxr::Error naming the index).
 Batch collate(const std::vector<Example>& examples, const std::vector<int64_t>& indices);
 
 class Loader {
  public:
-  Loader(std::shared_ptr<const Dataset> dataset, LoaderOptions options);
+  Loader(std::shared_ptr<const ExampleSource> dataset, LoaderOptions options);
   ~Loader();
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
@@ -121,7 +131,7 @@ class Loader {
   void worker_loop();
   void stop_workers();
 
-  std::shared_ptr<const Dataset> data_;
+  std::shared_ptr<const ExampleSource> data_;
   LoaderOptions opt_;
   int64_t epoch_ = -1;
   std::vector<std::vector<int64_t>> batches_;

@@ -20,8 +20,8 @@ using namespace cxr::data;
 namespace {
 
 // Image [1, 2, 2] filled with index + a per-sample random number; label [2] = {index, 2 * index}.
-std::shared_ptr<Dataset> numbers(int64_t n, int64_t bad_index = -1, bool bad_shape = false) {
-  return std::make_shared<FunctionDataset>(n, [=](int64_t i, Generator& g) {
+std::shared_ptr<ExampleSource> numbers(int64_t n, int64_t bad_index = -1, bool bad_shape = false) {
+  return std::make_shared<FunctionSource>(n, [=](int64_t i, Generator& g) {
     if (i == bad_index && !bad_shape) CXR_FAIL("cannot decode sample ", i);
     Example e;
     Rng r(g);
