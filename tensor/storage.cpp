@@ -1,25 +1,17 @@
-// CPU allocation for Storage (64-byte aligned for AVX-512 loads).
+// CPU allocation for Storage through the caching allocator (64-byte aligned for AVX-512 loads).
 #include "tensor/storage.h"
 
-#include <cstdlib>  // std::aligned_alloc, std::free
-#include <new>      // std::bad_alloc
-
+#include "tensor/cpu/allocator.h"
 #include "tensor/error.h"
 
 namespace cxr {
 
-namespace {
-constexpr size_t kAlignment = 64;
-}
-
 Storage::Storage(size_t nbytes, Device device) : nbytes_(nbytes), device_(device) {
   check_device_available(device);
-  size_t rounded = (nbytes + kAlignment - 1) / kAlignment * kAlignment;
-  if (rounded == 0) rounded = kAlignment;
-  data_ = std::aligned_alloc(kAlignment, rounded);
+  data_ = cpu::allocate(nbytes);
   CXR_CHECK(data_ != nullptr, "Storage: out of memory allocating ", nbytes, " bytes on ",
             device.str());
-  release_ = [](void* p) { std::free(p); };
+  release_ = [nbytes](void* p) { cpu::deallocate(p, nbytes); };
 }
 
 Storage::Storage(void* data, size_t nbytes, Device device, std::function<void(void*)> release)
