@@ -6,6 +6,7 @@
 #include <fstream>
 #include <mutex>
 
+#include "data/image_io.h"
 #include "tensor/creation.h"
 #include "tensor/error.h"
 
@@ -197,6 +198,11 @@ Tensor read_dicom(const std::string& path, const DicomOptions& options) {
     out[i] = float(invert ? 1.0 - v : v);
   }
   return t;
+}
+
+Tensor read_any_image(const std::string& path) {
+  if (looks_like_dicom(path)) return read_dicom(path);
+  return read_image(path, ColorMode::Gray);
 }
 
 }  // namespace cxr::data

@@ -41,6 +41,10 @@ struct DicomOptions {
 // The image as float32 [1, H, W] in [0, 1] with MONOCHROME2 polarity (brighter = denser).
 Tensor read_dicom(const std::string& path, const DicomOptions& options = {});
 
+// Any dataset image as float32 [1, H, W] in [0, 1]: DICOM (by magic or .dcm extension) through
+// read_dicom, PNG/JPEG through read_image (grayscale). What the loader calls per sample.
+Tensor read_any_image(const std::string& path);
+
 // True when the file starts with the Part-10 "DICM" magic (at byte 128) or has a .dcm extension.
 bool looks_like_dicom(const std::string& path);
 

@@ -134,3 +134,17 @@ TEST(Dicom, UnsupportedAndBadFiles) {
   EXPECT_TRUE(looks_like_dicom(shared(kSiim)));
   EXPECT_FALSE(looks_like_dicom(csv));
 }
+
+TEST(Dicom, ReadAnyImageDispatches) {
+  auto png = cxr::test::shared_data_path("misc_cxr/00000001_000.png");
+  NEED(png);
+  Tensor t = read_any_image(png);
+  EXPECT_EQ(t.sizes(), (Shape{1, 512, 512}));
+  if (!dicom_supported()) {
+    EXPECT_THROW(read_any_image(shared(kSiim)), cxr::Error);
+    return;
+  }
+  auto dcm = shared(kSiim);
+  NEED(dcm);
+  EXPECT_EQ(read_any_image(dcm).sizes(), (Shape{1, 1024, 1024}));
+}
