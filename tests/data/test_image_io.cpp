@@ -172,3 +172,15 @@ TEST(ImageIO, RealCheXpertJpeg) {
   Tensor t = read_image(path);
   EXPECT_EQ(t.sizes(), (Shape{1, 320, 320}));
 }
+
+TEST(ImageIO, TruncatedJpegNamesFile) {
+  auto path = cxr::test::shared_data_path("chexpert/view1_frontal_gaetandi_320x320.jpg");
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "shared data missing: " << path;
+  std::string bytes = read_text_file(path);
+  auto cut =
+      std::filesystem::temp_directory_path() / ("cxr_cut_" + std::to_string(::getpid()) + ".jpg");
+  std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
+  auto m = message_of([&] { read_image(cut.string()); });
+  std::filesystem::remove(cut);
+  EXPECT_NE(m.find(cut.string() + ": truncated JPEG"), std::string::npos) << m;
+}

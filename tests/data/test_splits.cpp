@@ -10,6 +10,7 @@
 
 #include <unistd.h>
 
+#include "data/chexpert.h"
 #include "data/rsna.h"
 #include "data/splits.h"
 #include "support/fixtures.h"
@@ -183,4 +184,24 @@ TEST(Splits, RsnaEightyTwenty) {
   EXPECT_EQ(s.train.size(), 21347u);  // spec/datasets.md §0: 26,684 -> 21,347 / 5,337
   EXPECT_EQ(s.test.size(), 5337u);
   EXPECT_NO_THROW(check_split(ds, s));
+}
+
+TEST(Splits, CheXpertOfficialValidAsTest) {
+  auto tr = cxr::test::shared_data_path("chexpert/train_first1969_as_jfhealthcare.csv");
+  auto va = cxr::test::shared_data_path("chexpert/valid_as_jfhealthcare_dev.csv");
+  if (!std::filesystem::exists(tr) || !std::filesystem::exists(va))
+    GTEST_SKIP() << "shared data missing: " << tr;
+  Dataset train = read_chexpert("", tr), test = read_chexpert("", va);
+  Split a = official_split(train, test, 11), b = official_split(train, test, 11);
+  ASSERT_EQ(a.test.size(), 202u);  // the frontal valid.csv images
+  for (size_t i = 0; i < a.test.size(); ++i) EXPECT_EQ(a.test[i], test.samples[i].id);
+  EXPECT_EQ(a.train.size(), train.size());
+  EXPECT_EQ(a.train, b.train);
+  EXPECT_NE(a.train, official_split(train, test, 12).train);
+  Split v = official_split(train, test, 11, 0.1);
+  EXPECT_EQ(v.train.size() + v.val.size(), train.size());
+  std::set<std::string> val_patients;
+  for (size_t i : indices_of(train, v.val)) val_patients.insert(train.samples[i].patient_id);
+  for (size_t i : indices_of(train, v.train))
+    EXPECT_EQ(val_patients.count(train.samples[i].patient_id), 0u);
 }
