@@ -127,3 +127,20 @@ TEST(Rle, RealSiimSampleCountsAndRoundTrip) {
   }
   EXPECT_EQ(checked, 5);
 }
+
+// Every positive row of the 1,500-row Kaggle subset re-encodes to its own string.
+TEST(Rle, RealSubsetRoundTrip) {
+  auto path = cxr::test::shared_data_path("siim_acr/train-rle_subset1500_fin.csv");
+  if (!std::filesystem::exists(path)) GTEST_SKIP() << "shared data missing: " << path;
+  auto t = read_csv(path);
+  ASSERT_EQ(t.size(), 1500u);
+  int positive = 0, exact = 0;
+  for (auto& row : t.rows) {
+    if (rle_is_empty(row[1])) continue;
+    ++positive;
+    auto m = rle_decode_relative(row[1], 1024, 1024);
+    exact += rle_encode_relative(m.data(), 1024, 1024) == std::string(trim(row[1]));
+  }
+  EXPECT_EQ(positive, 500);  // README: 500 positive, 1,000 "-1"
+  EXPECT_EQ(exact, positive);
+}
