@@ -21,5 +21,6 @@ std::vector<Command> register_commands(CLI::App& app);
 Command register_demo(CLI::App& app);
 Command register_tensors(CLI::App& app);  // tensors ls|stats|diff (tensors_cmd.cpp)
 Command register_env(CLI::App& app);      // env (env_cmd.cpp)
+Command register_phantoms(CLI::App& app);  // phantoms (phantoms_cmd.cpp)
 
 }  // namespace cxr::experiments
