@@ -62,6 +62,7 @@ Tensor resize(const Tensor& image, int64_t oh, int64_t ow, Interp interp) {
   check_image(image, "resize");
   CXR_CHECK(oh > 0 && ow > 0, "resize: target size must be positive, got ", oh, "x", ow);
   CXR_CHECK(image.size(-2) > 0 && image.size(-1) > 0, "resize: empty image ", describe(image));
+  if (oh == image.size(-2) && ow == image.size(-1)) return raw::contiguous(image);  // nothing to do
   return map_planes(image, oh, ow, [&](const float* s, int64_t H, int64_t W, float* d) {
     const double sy = double(H) / double(oh), sx = double(W) / double(ow);
     if (interp == Interp::Nearest) {
@@ -126,6 +127,7 @@ Tensor center_crop(const Tensor& image, int64_t h, int64_t w) {
 Tensor pad_to_square(const Tensor& image, double fill) {
   check_image(image, "pad_to_square");
   const int64_t H = image.size(-2), W = image.size(-1), S = std::max(H, W);
+  if (H == W) return raw::contiguous(image);  // already square
   const int64_t top = (S - H) / 2, left = (S - W) / 2;
   return map_planes(image, S, S, [&](const float* s, int64_t, int64_t, float* d) {
     std::fill(d, d + S * S, float(fill));
@@ -151,13 +153,15 @@ Tensor affine(const Tensor& image, double degrees, double tx, double ty, double 
   const double th = degrees * kPi / 180.0, c = std::cos(th), sn = std::sin(th);
   return map_planes(
       image, image.size(-2), image.size(-1), [&](const float* s, int64_t H, int64_t W, float* d) {
-        const double cx = 0.5 * double(W - 1), cy = 0.5 * double(H - 1);
-        for (int64_t y = 0; y < H; ++y)
-          for (int64_t x = 0; x < W; ++x) {
-            // Inverse of: p' = centre + scale * R(theta) (p - centre) + t, with R rotating
-            // counter-clockwise on screen (y down).
-            const double dx = (double(x) - cx - tx) / scale, dy = (double(y) - cy - ty) / scale;
-            const double sx = cx + c * dx - sn * dy, sy = cy + sn * dx + c * dy;
+        const double cx = 0.5 * double(W - 1), cy = 0.5 * double(H - 1), inv = 1.0 / scale;
+        for (int64_t y = 0; y < H; ++y) {
+          // Inverse of: p' = centre + scale * R(theta) (p - centre) + t, with R rotating
+          // counter-clockwise on screen (y down). Source coordinates are affine in x: start + x *
+          // step.
+          const double dy = (double(y) - cy - ty) * inv, dx0 = (-cx - tx) * inv;
+          double sx = cx + c * dx0 - sn * dy, sy = cy + sn * dx0 + c * dy;
+          const double stx = c * inv, sty = sn * inv;
+          for (int64_t x = 0; x < W; ++x, sx += stx, sy += sty) {
             if (interp == Interp::Nearest) {
               const int64_t ix = int64_t(std::lround(sx)), iy = int64_t(std::lround(sy));
               d[y * W + x] =
@@ -166,6 +170,7 @@ Tensor affine(const Tensor& image, double degrees, double tx, double ty, double 
               d[y * W + x] = bilinear_at(s, H, W, sx, sy, true, float(fill));
             }
           }
+        }
       });
 }
 
