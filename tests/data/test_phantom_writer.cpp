@@ -13,10 +13,12 @@
 #include "data/chexpert.h"
 #include "data/csv.h"
 #include "data/image_io.h"
+#include "data/loader.h"
 #include "data/phantom_writer.h"
 #include "data/rle.h"
 #include "data/rsna.h"
 #include "data/siim.h"
+#include "data/transforms.h"
 #include "tensor/error.h"
 
 using namespace cxr;
@@ -229,4 +231,43 @@ TEST(PhantomWriter, ConnectedComponents) {
   EXPECT_EQ(c[0], (std::vector<uint8_t>{1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}));
   EXPECT_EQ(c[1], (std::vector<uint8_t>{0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 1, 1}));
   EXPECT_EQ(c[2], (std::vector<uint8_t>{0, 0, 0, 0, 0, 0, 0, 0, 1, 0, 0, 0}));
+}
+
+TEST(PhantomWriter, LoaderOverReaderSamples) {
+  // SIIM phantoms -> read_siim -> dataset_source (eval pipeline to 32x32) -> Loader batches whose
+  // masks equal the generator's masks resized with nearest, and images its images resized.
+  TempDir t;
+  PhantomDatasetOptions o = opts(PhantomLayout::Siim, 10);
+  o.phantom.prevalence[0] = 0.6;
+  const fs::path root = t.path / "siim";
+  write_phantom_dataset(root.string(), o);
+  SiimOptions so;
+  so.mask_size = 64;
+  auto d = std::make_shared<const Dataset>(read_siim(root.string(), so));
+  LoaderOptions lo;
+  lo.batch_size = 4;
+  lo.workers = 2;
+  Loader l(dataset_source(d, eval_pipeline(32)), lo);
+  l.start_epoch(0);
+  const CsvTable m = read_csv((root / "phantoms.csv").string());
+  std::map<std::string, int64_t> index_of_id;
+  for (size_t i = 0; i < m.size(); ++i) index_of_id[m.rows[i][0]] = int64_t(i);
+  int64_t seen = 0;
+  while (auto b = l.next()) {
+    ASSERT_EQ(b->images.sizes(), (Shape{b->size(), 1, 32, 32}));
+    ASSERT_EQ(b->masks.sizes(), (Shape{b->size(), 1, 32, 32}));
+    ASSERT_EQ(b->labels.sizes(), (Shape{b->size(), 1}));
+    for (int64_t k = 0; k < b->size(); ++k) {
+      const PhantomSample p = make_phantom(o.phantom, o.seed, index_of_id.at(b->ids[size_t(k)]));
+      const Tensor want = resize(p.mask(Finding::Pneumothorax), 32, 32, Interp::Nearest);
+      const std::vector<double> got = b->masks.to_vector<double>();
+      const std::vector<double> w = want.to_vector<double>();
+      for (size_t q = 0; q < w.size(); ++q) ASSERT_EQ(got[size_t(k) * 1024 + q], w[q]);
+      EXPECT_EQ(b->labels.at({k, 0}), p.has(Finding::Pneumothorax) ? 1.0 : 0.0);
+      const Tensor img = resize(p.image, 32, 32, Interp::Area);
+      EXPECT_NEAR(b->images.at({k, 0, 16, 16}), img.at({16, 16}), 2.0 / 255.0);
+      ++seen;
+    }
+  }
+  EXPECT_EQ(seen, 10);
 }
