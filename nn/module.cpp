@@ -77,7 +77,9 @@ void Module::register_parameter(const std::string& name, Tensor* slot) {
   if (slot->defined()) {
     CXR_CHECK(is_floating(slot->dtype()), type_name_, ": parameter '", name,
               "' must be floating, got ", describe(*slot));
-    if (slot->is_leaf()) slot->set_requires_grad(true);
+    CXR_CHECK(slot->is_leaf(), type_name_, ": parameter '", name,
+              "' must be a leaf tensor (this one was produced by an op; register detach(t))");
+    slot->set_requires_grad(true);
   }
   params_.push_back(Slot{name, slot, nullptr, true});
 }

@@ -99,6 +99,9 @@ TEST(Module, RejectsBadOrDuplicateNames) {
   EXPECT_THROW(m.register_parameter("a.b", raw::zeros({2})), Error);
   EXPECT_THROW(m.register_parameter("", raw::zeros({2})), Error);
   EXPECT_THROW(m.register_parameter("idx", raw::zeros({2}, kInt64)), Error);  // not floating
+  Tensor leaf = raw::ones({2});
+  leaf.set_requires_grad(true);
+  EXPECT_THROW(m.register_parameter("made", leaf * 2.0), Error);  // not a leaf
   EXPECT_THROW(m.register_module("null", ModulePtr()), Error);
   EXPECT_THROW(m.forward(raw::zeros({2})), Error);  // no forward(x)
 }
