@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "data/dicom.h"
 #include "data/image_io.h"
 #include "data/rng.h"
 #include "data/sample.h"
@@ -70,7 +71,7 @@ class ReaderSource : public ExampleSource {
     const Sample& s = d_->samples[size_t(index)];
     Example e;
     e.id = s.id;
-    e.image = read_image(s.image_path, ColorMode::Gray);
+    e.image = read_any_image(s.image_path);  // DICOM, PNG or JPEG, grayscale [1, H, W]
     if (masks_ && s.has_mask_annotation) {
       Tensor m = s.mask_tensor();
       if (m.size(-2) != e.image.size(-2) || m.size(-1) != e.image.size(-1))

@@ -89,7 +89,8 @@ struct LoaderStats {
 
 struct Dataset;  // data/sample.h (the readers' sample lists)
 
-// Loads a reader's samples: the image (grayscale float32 [1, H, W] through data/image_io.h), the
+// Loads a reader's samples: the image (grayscale float32 [1, H, W] through read_any_image: DICOM,
+// PNG or JPEG), the
 // union of its RLE masks as uint8 [1, H, W] when it has a mask annotation (resized with nearest to
 // the image when the RLE size differs), and its labels as float32 [L] (NaN = ignore), then applies
 // `pipeline` jointly. The Dataset must outlive the source.
