@@ -90,10 +90,9 @@ struct LoaderStats {
 struct Dataset;  // data/sample.h (the readers' sample lists)
 
 // Loads a reader's samples: the image (grayscale float32 [1, H, W] through read_any_image: DICOM,
-// PNG or JPEG), the
-// union of its RLE masks as uint8 [1, H, W] when it has a mask annotation (resized with nearest to
-// the image when the RLE size differs), and its labels as float32 [L] (NaN = ignore), then applies
-// `pipeline` jointly. The Dataset must outlive the source.
+// PNG or JPEG), the union of its RLE masks as uint8 [1, H, W] when it has a mask annotation
+// (resized with nearest to the image when the RLE size differs) and its labels as float32 [L] (NaN
+// = ignore), then applies `pipeline` to image and mask jointly.
 std::shared_ptr<ExampleSource> dataset_source(std::shared_ptr<const Dataset> dataset,
                                               Pipeline pipeline, bool with_masks = true);
 
