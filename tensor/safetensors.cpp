@@ -200,6 +200,12 @@ SafetensorsFile load_safetensors(const std::string& path) {
 
   for (const Entry& e : entries) {
     const size_t byte_offset = data_start + e.begin;
+    // C++ bools must hold 0 or 1: any other byte would be undefined behaviour when read.
+    if (e.dtype == kBool)
+      for (uint64_t i = 0; i < e.end - e.begin; ++i)
+        CXR_CHECK(bytes[byte_offset + i] <= 1, "load_safetensors: '", path, "': BOOL tensor '",
+                  e.key, "' holds the byte ", int(bytes[byte_offset + i]), " at element ", i,
+                  "; expected 0 or 1");
     const size_t elem = dtype_size(e.dtype);
     if (byte_offset % elem == 0) {
       out.tensors[e.key] =

@@ -3,7 +3,8 @@
 // seeded randomized fuzzer mutates valid files (truncations, byte flips in the header and the
 // length field, JSON edits, text splices) and asserts that loading either succeeds with every
 // tensor readable or throws cxr::Error — never another exception, a crash or an out-of-bounds
-// read (run it under the sanitize preset for the last). CXR_FUZZ_CASES overrides the case count.
+// read (run it under the sanitize preset for the last). CXR_FUZZ_CASES and CXR_FUZZ_SEED override
+// the case count (20000) and the seed.
 #include <gtest/gtest.h>
 
 #include <cstdlib>
@@ -127,6 +128,9 @@ TEST(SafetensorsValidation, MalformedFieldsAreRejected) {
   EXPECT_LOAD_ERROR(one(R"({"dtype":"U8","shape":[4294967296,4294967296,4],)"
                         R"("data_offsets":[0,4]})"),
                     "impossibly large shape");
+  EXPECT_LOAD_ERROR(make_file(R"({"b":{"dtype":"BOOL","shape":[3],"data_offsets":[0,3]}})",
+                              std::string("\x01\x00\x02", 3)),
+                    "BOOL tensor 'b' holds the byte 2 at element 2; expected 0 or 1");
   EXPECT_LOAD_ERROR(make_file("[1, 2, 3]", ""), "not a JSON object");
   EXPECT_LOAD_ERROR(make_file(R"({"__metadata__":{"a":1}})", ""), "metadata 'a' is not a string");
   EXPECT_LOAD_ERROR(make_file("{\"t\xff\":1}", ""), "malformed JSON header");
@@ -299,7 +303,9 @@ TEST(SafetensorsFuzz, MutatedFilesLoadOrThrowCxrErrorOnly) {
   int64_t cases = 20000;
   if (const char* env = std::getenv("CXR_FUZZ_CASES")) cases = std::atoll(env);
   const auto seeds = seed_files();
-  Mutator mutator(0xf022);
+  uint64_t seed = 0xf022;
+  if (const char* env = std::getenv("CXR_FUZZ_SEED")) seed = std::strtoull(env, nullptr, 0);
+  Mutator mutator(seed);
   const std::string path = temp_path("fuzz.safetensors");
   int64_t accepted = 0, rejected = 0;
   for (int64_t c = 0; c < cases; ++c) {
@@ -320,8 +326,8 @@ TEST(SafetensorsFuzz, MutatedFilesLoadOrThrowCxrErrorOnly) {
     }
   }
   std::filesystem::remove(path);
-  std::cout << "safetensors fuzz: " << cases << " cases, " << accepted << " accepted, " << rejected
-            << " rejected with cxr::Error\n";
+  std::cout << "safetensors fuzz (seed " << seed << "): " << cases << " cases, " << accepted
+            << " accepted, " << rejected << " rejected with cxr::Error\n";
   RecordProperty("cases", int(cases));
   RecordProperty("accepted", int(accepted));
   EXPECT_EQ(accepted + rejected, cases);
