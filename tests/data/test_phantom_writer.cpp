@@ -10,6 +10,7 @@
 #include <fstream>
 #include <map>
 
+#include "data/candid_ptx.h"
 #include "data/chexpert.h"
 #include "data/csv.h"
 #include "data/image_io.h"
@@ -270,4 +271,31 @@ TEST(PhantomWriter, LoaderOverReaderSamples) {
     }
   }
   EXPECT_EQ(seen, 10);
+}
+
+TEST(PhantomWriter, CandidPtxReadBackByTheReader) {
+  TempDir t;
+  PhantomDatasetOptions o = opts(PhantomLayout::CandidPtx, 12);
+  o.phantom.prevalence[0] = 0.5;
+  const fs::path root = t.path / "candid";
+  const PhantomDatasetSummary sum = write_phantom_dataset(root.string(), o);
+  CandidPtxOptions co;
+  co.mask_size = 64;
+  co.check_images = true;
+  const Dataset d = read_candid_ptx(root.string(), co);
+  ASSERT_EQ(d.size(), 12u);
+  const CsvTable m = read_csv((root / "phantoms.csv").string());
+  for (size_t i = 0; i < 12; ++i) {
+    const Sample& s = d.samples[d.index_of(m.rows[i][0])];
+    const PhantomSample p = make_phantom(o.phantom, o.seed, int64_t(i));
+    EXPECT_EQ(s.labels[0], p.has(Finding::Pneumothorax) ? 1.0f : 0.0f);
+    EXPECT_EQ(s.labels[1], 0.0f);  // no chest tubes
+    EXPECT_EQ(s.labels[2], 0.0f);  // no rib fractures
+    EXPECT_EQ(s.decode_mask(), bytes(p.mask(Finding::Pneumothorax)));
+    EXPECT_EQ(s.patient_id,
+              "P" + std::string(5 - std::to_string(i + 1).size(), '0') + std::to_string(i + 1));
+    EXPECT_NE(s.report.find(p.caption), std::string::npos) << s.report;
+  }
+  co.positive_only = true;
+  EXPECT_EQ(int64_t(read_candid_ptx(root.string(), co).size()), sum.positives[0]);
 }
