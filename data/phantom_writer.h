@@ -1,5 +1,6 @@
 // Writes complete phantom datasets in the published layouts of the real datasets, so the readers
-// (data/chexpert.h, rsna.h, siim.h, candid) load them unchanged:
+// (data/chexpert.h, rsna.h, siim.h, candid_ptx.h) load them unchanged
+// (tests/data/test_phantom_writer.cpp):
 //   chexpert:   train.csv, valid.csv (19-column header),
 //   train|valid/patientNNNNN/study1/view1_frontal.png rsna:       stage_2_train_labels.csv (one row
 //   per box, boxes from the consolidation mask),
