@@ -1,6 +1,6 @@
 // Phantom datasets in the real layouts: written, then re-read by the dataset readers (CheXpert,
-// RSNA, SIIM) and compared with the generator's own labels and masks; CANDID-PTX CSV headers and
-// RLE rows checked directly; atomic output and errors.
+// RSNA, SIIM, CANDID-PTX) and compared with the generator's own labels and masks; CSV headers and
+// RLE rows also checked directly; atomic output, errors, and the loader over reader samples.
 #include <gtest/gtest.h>
 
 #include <unistd.h>
