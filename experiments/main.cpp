@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <exception>
+#include <string>
 
 #include "experiments/commands.h"
 #include "tensor/error.h"
@@ -11,7 +12,7 @@
 int main(int argc, char** argv) {
   CLI::App app{"SynthCXR: synthetic chest X-ray study on our own tensor/autograd library", "cxr"};
   app.require_subcommand(1);
-  app.set_version_flag("--version", "synthcxr 0.1");
+  app.set_version_flag("--version", std::string("synthcxr ") + CXR_VERSION);
   auto commands = cxr::experiments::register_commands(app);
   try {
     app.parse(argc, argv);
