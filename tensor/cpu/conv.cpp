@@ -19,6 +19,7 @@
 
 #include "tensor/conv.h"
 #include "tensor/cpu/gemm.h"
+#include "tensor/cpu/run_items.h"
 #include "tensor/creation.h"
 
 namespace cxr::raw {
@@ -278,14 +279,13 @@ struct Item {
 template <typename F>
 void for_each_item(const ConvShape& s, const Plan& pl, F&& body) {
   const int64_t pix = s.pixels();
-#pragma omp parallel for schedule(dynamic, 1) if (pl.parallel_items)
-  for (int64_t it = 0; it < pl.items; ++it) {
+  cpu::run_items(pl.items, pl.parallel_items, [&](int64_t it) {
     const int64_t g = it % s.groups, rest = it / s.groups;
     const int64_t tile = rest % pl.tiles, chunk = rest / pl.tiles;
     const int64_t n0 = chunk * pl.per_chunk, nb = std::min(pl.per_chunk, s.n - n0);
     const int64_t p0 = tile * pix / pl.tiles, p1 = (tile + 1) * pix / pl.tiles;
     body(Item{g, n0, nb, p0, p1 - p0});
-  }
+  });
 }
 
 // im2col of an item into col [kdim, cols] (columns image by image).
@@ -401,10 +401,12 @@ void backward_weight_kernel(const Tensor& gy, const Tensor& x, const Tensor& gw,
     return q == 0 ? gw.data<T>() : extra.data<T>() + (q - 1) * dw_size;
   };
   const int64_t items = partials * s.groups;
+  // The partial sums only pay for themselves with several per thread; with fewer, threaded GEMMs
+  // over the long reduction do as well.
   const bool parallel =
+      items >= 4 * int64_t(omp_get_max_threads()) &&
       spread(items, pl.per_chunk * pix * pl.chunks / partials, double(dw_size) * double(s.n * pix));
-#pragma omp parallel for schedule(dynamic, 1) if (parallel)
-  for (int64_t item = 0; item < items; ++item) {
+  cpu::run_items(items, parallel, [&](int64_t item) {
     const int64_t q = item / s.groups, g = item % s.groups;
     const int64_t c0 = q * pl.chunks / partials, c1 = (q + 1) * pl.chunks / partials;
     T* gwg = partial_ptr(q) + g * s.ocg * kdim;
@@ -431,7 +433,7 @@ void backward_weight_kernel(const Tensor& gy, const Tensor& x, const Tensor& gw,
       }
       gemm(s.ocg, kdim, cols, a, rsa, csa, b, rsb, csb, chunk == c0 ? T(0) : T(1), gwg, kdim, 1);
     }
-  }
+  });
   if (partials > 1) {
     T* out = gw.data<T>();
     const T* ex = extra.data<T>();

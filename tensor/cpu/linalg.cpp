@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "tensor/cpu/gemm.h"
+#include "tensor/cpu/run_items.h"
 #include "tensor/creation.h"
 
 namespace cxr::raw {
@@ -63,10 +64,10 @@ void run_batched(const BatchedProblem& p, const T* a, const T* b, T* c) {
       (macs < kBatchParallelMacs || batch >= 4 * int64_t(omp_get_max_threads()));
   // Every C element is computed by exactly one GEMM call, and the GEMM is deterministic for any
   // thread count, so splitting the batch does not change the result.
-#pragma omp parallel for schedule(dynamic, 1) if (split_batch)
-  for (int64_t i = 0; i < batch; ++i)
+  cpu::run_items(batch, split_batch, [&](int64_t i) {
     gemm(p.m, p.n, p.k, a + p.a_off[i], p.rsa, p.csa, b + p.b_off[i], p.rsb, p.csb, T(0),
          c + p.c_off[i], p.rsc, p.csc);
+  });
 }
 
 // Dispatches a batched product on a's dtype; half types go through float32 copies.
