@@ -233,11 +233,11 @@ TEST(Conv2d, ResultsAreBitwiseIdenticalForAnyThreadCount) {
     Shape x, w;
     Conv2dParams p;
   };
-  // A 3x3 conv with one image per GEMM (and dW summed in 4 partials), a small-image conv whose
+  // A 3x3 conv with one image per GEMM (and dW summed in 8 partials), a small-image conv whose
   // images share GEMMs, a 1x1 conv, a depthwise conv whose groups run in parallel, and images cut
   // into column tiles; the cut into GEMMs may differ with the thread count, the bits may not.
   const Case cases[] = {
-      {{4, 16, 34, 34}, {32, 16, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}},
+      {{8, 8, 34, 34}, {16, 8, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}},
       {{8, 32, 7, 7}, {48, 32, 3, 3}, {{1, 1}, {1, 1}, {1, 1}, 1}},
       {{3, 64, 20, 20}, {96, 64, 1, 1}, {{1, 1}, {0, 0}, {1, 1}, 1}},
       {{4, 32, 16, 16}, {32, 1, 3, 3}, {{2, 2}, {1, 1}, {1, 1}, 32}},
