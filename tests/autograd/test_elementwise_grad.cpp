@@ -22,12 +22,9 @@ namespace {
 
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-const std::map<std::string, Tensor>& fixture() {
-  static const std::map<std::string, Tensor> f = test::load_fixture("elementwise.safetensors");
-  return f;
-}
+constexpr const char* kFixture = "elementwise.safetensors";
 Tensor fx(const std::string& key) {
-  return test::fixture_tensor(fixture(), key);
+  return test::fixture_tensor(kFixture, key);
 }
 
 // A float64 tensor with values spread over [lo, hi] (none at 0, where some ops have kinks).

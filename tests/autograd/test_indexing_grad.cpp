@@ -21,10 +21,7 @@ namespace {
 using Fixture = std::map<std::string, Tensor>;
 using Inputs = std::vector<Tensor>;
 
-const Fixture& fixture() {
-  static const Fixture f = test::load_fixture("indexing.safetensors");
-  return f;
-}
+constexpr const char* kFixture = "indexing.safetensors";
 
 Tensor leaf(const Shape& shape, double scale = 1.0) {
   Tensor t = raw::empty(shape, kFloat64);
@@ -149,7 +146,7 @@ TEST(IndexingGrad, MatchPyTorchOnNonContiguousInputs) {
     SCOPED_TRACE(name);
     std::map<std::string, Tensor> in;
     const std::string prefix = name + ".";
-    for (const auto& [key, value] : fixture())
+    for (const auto& [key, value] : test::cached_fixture(kFixture))
       if (key.rfind(prefix, 0) == 0) in[key.substr(prefix.size())] = value;
     Inputs wrt;
     std::vector<std::string> names = {"x"};

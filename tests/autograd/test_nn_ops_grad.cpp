@@ -18,12 +18,9 @@ using namespace cxr;
 
 namespace {
 
-const std::map<std::string, Tensor>& fixture() {
-  static const std::map<std::string, Tensor> f = test::load_fixture("nn_ops.safetensors");
-  return f;
-}
+constexpr const char* kFixture = "nn_ops.safetensors";
 Tensor fx(const std::string& key) {
-  return test::fixture_tensor(fixture(), key);
+  return test::fixture_tensor(kFixture, key);
 }
 
 // A float64 leaf that requires grad, with values from a seeded normal.

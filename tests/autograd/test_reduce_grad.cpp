@@ -22,12 +22,9 @@ namespace {
 
 using Fn = std::function<Tensor(const std::vector<Tensor>&)>;
 
-const std::map<std::string, Tensor>& fixture() {
-  static const std::map<std::string, Tensor> f = test::load_fixture("reduce.safetensors");
-  return f;
-}
+constexpr const char* kFixture = "reduce.safetensors";
 Tensor fx(const std::string& key) {
-  return test::fixture_tensor(fixture(), key);
+  return test::fixture_tensor(kFixture, key);
 }
 
 // Distinct float64 values in [lo, hi] (no ties unless asked for).

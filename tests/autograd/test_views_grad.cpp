@@ -21,10 +21,7 @@ namespace {
 
 using Fn = std::function<Tensor(const Tensor&)>;
 
-const std::map<std::string, Tensor>& fixture() {
-  static const std::map<std::string, Tensor> f = test::load_fixture("indexing.safetensors");
-  return f;
-}
+constexpr const char* kFixture = "indexing.safetensors";
 
 // A float64 leaf requiring grad with distinct values.
 Tensor leaf(const Shape& shape) {
@@ -91,12 +88,12 @@ TEST(ViewsGrad, MatchPyTorchThroughNonContiguousViews) {
   };
   for (const auto& [name, fn] : cases) {
     SCOPED_TRACE(name);
-    Tensor x = raw::clone(test::fixture_tensor(fixture(), name + ".x"));
+    Tensor x = raw::clone(test::fixture_tensor(kFixture, name + ".x"));
     x.set_requires_grad(true);
     Tensor out = fn(x);
-    EXPECT_ALL_CLOSE(out, test::fixture_tensor(fixture(), name + ".out"), 0, 0);
-    autograd::backward({out}, {test::fixture_tensor(fixture(), name + ".w")});
-    EXPECT_ALL_CLOSE(x.grad(), test::fixture_tensor(fixture(), name + ".grad_x"), 1e-6, 1e-6);
+    EXPECT_ALL_CLOSE(out, test::fixture_tensor(kFixture, name + ".out"), 0, 0);
+    autograd::backward({out}, {test::fixture_tensor(kFixture, name + ".w")});
+    EXPECT_ALL_CLOSE(x.grad(), test::fixture_tensor(kFixture, name + ".grad_x"), 1e-6, 1e-6);
   }
 }
 

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "data/candid_ptx.h"
+#include "support/errors.h"
 #include "tensor/error.h"
 
 using namespace cxr::data;
@@ -27,14 +28,6 @@ struct TempDir {
     return p.string();
   }
 };
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cxr::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 int64_t ones(const std::vector<uint8_t>& m) {
   int64_t n = 0;
   for (auto v : m) n += v;
@@ -83,25 +76,25 @@ TEST(CandidPtx, MalformedInputs) {
   TempDir d;
   d.write("Pneumothorax_reports.csv",
           "SOPInstanceUID,filename,EncodedPixels,Report\n1.2.3.dcm,P1_x,1048575 5,r\n");
-  auto m = message_of([&] { read_candid_ptx(d.dir.string()); });
+  auto m = cxr::test::error_message([&] { read_candid_ptx(d.dir.string()); });
   EXPECT_NE(m.find("Pneumothorax_reports.csv:2: 1.2.3.dcm:"), std::string::npos) << m;
   EXPECT_NE(m.find("leaves the 1024x1024 image"), std::string::npos) << m;
   d.write("Pneumothorax_reports.csv",
           "SOPInstanceUID,filename,EncodedPixels,Report\n1.2.3.dcm,P1_x,-1,r\n");
   d.write("chest_tube.csv", "anon_SOPUID,annotation_ref,mask_rle\n9.9.9.dcm,t,1 1\n");
-  m = message_of([&] { read_candid_ptx(d.dir.string()); });
+  m = cxr::test::error_message([&] { read_candid_ptx(d.dir.string()); });
   EXPECT_NE(m.find("chest_tube.csv:2: chest_tube row for image '9.9.9.dcm' which is not in"),
             std::string::npos)
       << m;
   std::filesystem::remove(d.dir / "chest_tube.csv");
   CandidPtxOptions check;
   check.check_images = true;
-  m = message_of([&] { read_candid_ptx(d.dir.string(), check); });
+  m = cxr::test::error_message([&] { read_candid_ptx(d.dir.string(), check); });
   EXPECT_NE(m.find("SOPInstanceUID 1.2.3.dcm: image '"), std::string::npos) << m;
   EXPECT_NE(m.find("' not found"), std::string::npos) << m;
   d.write("dataset/1.2.3.dcm", "x");
   EXPECT_EQ(read_candid_ptx(d.dir.string(), check).size(), 1u);
   std::filesystem::remove(d.dir / "Pneumothorax_reports.csv");
-  m = message_of([&] { read_candid_ptx(d.dir.string()); });
+  m = cxr::test::error_message([&] { read_candid_ptx(d.dir.string()); });
   EXPECT_NE(m.find("Pneumothorax_reports.csv: cannot open"), std::string::npos) << m;
 }

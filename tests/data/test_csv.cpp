@@ -4,6 +4,7 @@
 #include <filesystem>
 
 #include "data/csv.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/error.h"
 
@@ -37,30 +38,15 @@ TEST(Csv, TrailingCommaTolerated) {
 }
 
 TEST(Csv, BadRowNamesFileAndLine) {
-  try {
-    parse_csv("a,b\n1,2\n1,2,3\n", "bad.csv");
-    FAIL() << "expected an error";
-  } catch (const cxr::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("bad.csv:3: expected 2 fields, got 3"), std::string::npos)
-        << e.what();
-  }
+  EXPECT_ERROR_CONTAINS(parse_csv("a,b\n1,2\n1,2,3\n", "bad.csv"),
+                        "bad.csv:3: expected 2 fields, got 3");
   EXPECT_THROW(parse_csv("a,b\n\"1,2\n", "q.csv"), cxr::Error);
   EXPECT_THROW(parse_csv("", "empty.csv"), cxr::Error);
-  try {
-    parse_csv("a,b\n1,2\n", "m.csv").column("zzz");
-    FAIL();
-  } catch (const cxr::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("missing column 'zzz'"), std::string::npos) << e.what();
-  }
+  EXPECT_ERROR_CONTAINS(parse_csv("a,b\n1,2\n", "m.csv").column("zzz"), "missing column 'zzz'");
 }
 
 TEST(Csv, MissingFile) {
-  try {
-    read_csv("/nonexistent/labels.csv");
-    FAIL();
-  } catch (const cxr::Error& e) {
-    EXPECT_NE(std::string(e.what()).find("/nonexistent/labels.csv"), std::string::npos);
-  }
+  EXPECT_ERROR_CONTAINS(read_csv("/nonexistent/labels.csv"), "/nonexistent/labels.csv");
 }
 
 TEST(Csv, RealSiimSampleWithBom) {

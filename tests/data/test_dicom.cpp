@@ -9,6 +9,7 @@
 
 #include "data/csv.h"
 #include "data/dicom.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/error.h"
 
@@ -26,19 +27,11 @@ std::string shared(const std::string& rel) {
 const char* kSiim = "siim_acr/1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.dcm";
 const char* kSiimPgm =
     "siim_acr/derived/1.2.276.0.7230010.3.1.4.8323329.6904.1517875201.850819.decoded.pgm";
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cxr::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 }  // namespace
 
 TEST(Dicom, WithoutDcmtkTheErrorSaysHowToEnable) {
   if (dicom_supported()) GTEST_SKIP() << "built with DCMTK";
-  auto m = message_of([] { read_dicom("x.dcm"); });
+  auto m = cxr::test::error_message([] { read_dicom("x.dcm"); });
   EXPECT_NE(m.find("libdcmtk-dev"), std::string::npos) << m;
   EXPECT_NE(m.find("x.dcm"), std::string::npos) << m;
 }
@@ -122,13 +115,13 @@ TEST(Dicom, UnsupportedAndBadFiles) {
   NEED_DCMTK();
   auto j2k = shared("dicom_misc/RG1_J2KI.dcm");
   NEED(j2k);
-  auto m = message_of([&] { read_dicom(j2k); });
+  auto m = cxr::test::error_message([&] { read_dicom(j2k); });
   EXPECT_NE(m.find("RG1_J2KI.dcm"), std::string::npos) << m;
   EXPECT_NE(m.find("1.2.840.10008.1.2.4.91"), std::string::npos) << m;
-  m = message_of([] { read_dicom("/nonexistent/a.dcm"); });
+  m = cxr::test::error_message([] { read_dicom("/nonexistent/a.dcm"); });
   EXPECT_NE(m.find("/nonexistent/a.dcm: cannot open"), std::string::npos) << m;
   auto csv = shared("siim_acr/train-rle-sample.csv");
-  m = message_of([&] { read_dicom(csv); });
+  m = cxr::test::error_message([&] { read_dicom(csv); });
   EXPECT_NE(m.find("train-rle-sample.csv"), std::string::npos) << m;
   EXPECT_FALSE(m.empty());
   EXPECT_TRUE(looks_like_dicom(shared(kSiim)));

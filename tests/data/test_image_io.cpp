@@ -11,6 +11,7 @@
 
 #include "data/csv.h"
 #include "data/image_io.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/creation.h"
 #include "tensor/error.h"
@@ -21,14 +22,6 @@ using namespace cxr::data;
 namespace {
 std::string image_fixture(const std::string& name) {
   return std::string(CXR_FIXTURE_DIR) + "/images/" + name;
-}
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cxr::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 constexpr int W = 5, H = 3;
 }  // namespace
@@ -82,12 +75,12 @@ TEST(ImageIO, RgbPngModes) {
 }
 
 TEST(ImageIO, BadFilesNameFileAndReason) {
-  auto m = message_of([] { read_image(image_fixture("truncated.png")); });
+  auto m = cxr::test::error_message([] { read_image(image_fixture("truncated.png")); });
   EXPECT_NE(m.find("truncated.png"), std::string::npos) << m;
   EXPECT_NE(m.find("truncated"), std::string::npos) << m;
-  m = message_of([] { read_image(image_fixture("not_an_image.png")); });
+  m = cxr::test::error_message([] { read_image(image_fixture("not_an_image.png")); });
   EXPECT_NE(m.find("not_an_image.png: unsupported image format"), std::string::npos) << m;
-  m = message_of([] { read_image("/nonexistent/x.png"); });
+  m = cxr::test::error_message([] { read_image("/nonexistent/x.png"); });
   EXPECT_NE(m.find("/nonexistent/x.png: cannot open"), std::string::npos) << m;
 }
 
@@ -180,7 +173,7 @@ TEST(ImageIO, TruncatedJpegNamesFile) {
   auto cut =
       std::filesystem::temp_directory_path() / ("cxr_cut_" + std::to_string(::getpid()) + ".jpg");
   std::ofstream(cut, std::ios::binary) << bytes.substr(0, bytes.size() / 2);
-  auto m = message_of([&] { read_image(cut.string()); });
+  auto m = cxr::test::error_message([&] { read_image(cut.string()); });
   std::filesystem::remove(cut);
   EXPECT_NE(m.find(cut.string() + ": truncated JPEG"), std::string::npos) << m;
 }

@@ -2,9 +2,8 @@
 // the lung fields for the lung findings), captions, option errors.
 #include <gtest/gtest.h>
 
-#include <cstring>
-
 #include "data/phantom.h"
+#include "support/compare.h"
 #include "tensor/error.h"
 
 using namespace cxr;
@@ -17,23 +16,21 @@ int64_t count(const Tensor& m) {
   for (int64_t i = 0; i < m.numel(); ++i) n += p[i] != 0;
   return n;
 }
-bool same_bytes(const Tensor& a, const Tensor& b) {
-  return a.numel() == b.numel() && a.dtype() == b.dtype() &&
-         std::memcmp(a.data_ptr(), b.data_ptr(), size_t(a.numel()) * a.element_size()) == 0;
-}
 }  // namespace
 
 TEST(Phantom, DeterministicForSeedAndIndex) {
   PhantomOptions o;
   o.size = 96;
   const PhantomSample a = make_phantom(o, 42, 3), b = make_phantom(o, 42, 3);
-  EXPECT_TRUE(same_bytes(a.image, b.image));
+  EXPECT_TRUE(test::bitwise_equal(a.image, b.image));
   EXPECT_EQ(a.caption, b.caption);
   for (int k = 0; k < kNumFindings; ++k)
-    EXPECT_TRUE(same_bytes(a.masks[size_t(k)], b.masks[size_t(k)]));
+    EXPECT_TRUE(test::bitwise_equal(a.masks[size_t(k)], b.masks[size_t(k)]));
   const PhantomSample c = make_phantom(o, 42, 4), d = make_phantom(o, 43, 3);
-  EXPECT_FALSE(same_bytes(a.image, c.image));
-  EXPECT_FALSE(same_bytes(a.image, d.image));
+  EXPECT_EQ(a.image.sizes(), c.image.sizes());
+  EXPECT_FALSE(test::bitwise_equal(a.image, c.image));
+  EXPECT_EQ(a.image.sizes(), d.image.sizes());
+  EXPECT_FALSE(test::bitwise_equal(a.image, d.image));
 }
 
 TEST(Phantom, ImageRangeAndShape) {

@@ -13,6 +13,7 @@
 #include "data/chexpert.h"
 #include "data/rsna.h"
 #include "data/siim.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/error.h"
 
@@ -24,15 +25,6 @@ std::string shared(const std::string& rel) {
 }
 #define NEED(path) \
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "shared data missing: " << path
-
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cxr::Error& e) {
-    return e.what();
-  }
-  return "";
-}
 
 struct TempDir {
   std::filesystem::path dir;
@@ -141,27 +133,27 @@ TEST(CheXpert, MalformedInputs) {
       d.write("bad_label.csv", header +
                                    "CheXpert-v1.0-small/train/patient1/study1/"
                                    "view1_frontal.jpg,F,1,Frontal,AP,,,2.0,,,,,,,,,,,\n");
-  auto m = message_of([&] { read_chexpert("", bad_label); });
+  auto m = cxr::test::error_message([&] { read_chexpert("", bad_label); });
   EXPECT_NE(m.find("bad_label.csv:2: column 'Cardiomegaly': bad value '2.0'"), std::string::npos)
       << m;
   auto bad_text =
       d.write("bad_text.csv", header +
                                   "CheXpert-v1.0-small/train/patient1/study1/"
                                   "view1_frontal.jpg,F,1,Frontal,AP,,,,,,yes,,,,,,,,\n");
-  m = message_of([&] { read_chexpert("", bad_text); });
+  m = cxr::test::error_message([&] { read_chexpert("", bad_text); });
   EXPECT_NE(m.find("bad_text.csv:2: column 'Edema': bad value 'yes'"), std::string::npos) << m;
   auto short_row = d.write("short.csv", header + "a/train/p/x.jpg,F,1,Frontal\n");
-  m = message_of([&] { read_chexpert("", short_row); });
+  m = cxr::test::error_message([&] { read_chexpert("", short_row); });
   EXPECT_NE(m.find("short.csv:2: expected 19 fields, got 4"), std::string::npos) << m;
   auto missing_col = d.write("nocol.csv", "Path,Frontal/Lateral\nx.jpg,Frontal\n");
-  m = message_of([&] { read_chexpert("", missing_col); });
+  m = cxr::test::error_message([&] { read_chexpert("", missing_col); });
   EXPECT_NE(m.find("missing column 'Atelectasis'"), std::string::npos) << m;
   auto ok = d.write("ok.csv", header +
                                   "CheXpert-v1.0-small/train/patient1/study1/"
                                   "view1_frontal.jpg,F,1,Frontal,AP,,,1.0,,,,,,,,,,,\n");
   CheXpertOptions check;
   check.check_images = true;
-  m = message_of([&] { read_chexpert(d.dir.string(), ok, check); });
+  m = cxr::test::error_message([&] { read_chexpert(d.dir.string(), ok, check); });
   EXPECT_NE(m.find("ok.csv:2: image '" +
                    (d.dir / "train/patient1/study1/view1_frontal.jpg").string() + "' not found"),
             std::string::npos)
@@ -198,17 +190,17 @@ TEST(Rsna, MalformedInputs) {
   TempDir d;
   auto bad = d.write("stage_2_train_labels.csv",
                      "patientId,x,y,width,height,Target\np1,,,,,0\np2,1.0,2.0,3.0,4.0,2\n");
-  auto m = message_of([&] { read_rsna(d.dir.string()); });
+  auto m = cxr::test::error_message([&] { read_rsna(d.dir.string()); });
   EXPECT_NE(m.find("stage_2_train_labels.csv:3: column 'Target': bad value '2'"), std::string::npos)
       << m;
   d.write("stage_2_train_labels.csv", "patientId,x,y,width,height,Target\np2,1.0,abc,3.0,4.0,1\n");
-  m = message_of([&] { read_rsna(d.dir.string()); });
+  m = cxr::test::error_message([&] { read_rsna(d.dir.string()); });
   EXPECT_NE(m.find(":2: column 'y': bad value 'abc'"), std::string::npos) << m;
   d.write("stage_2_train_labels.csv",
           "patientId,x,y,width,height,Target\np2,1.0,2.0,3.0,4.0,1\np2,5,6,7,8,1\n");
   RsnaOptions check;
   check.check_images = true;
-  m = message_of([&] { read_rsna(d.dir.string(), check); });
+  m = cxr::test::error_message([&] { read_rsna(d.dir.string(), check); });
   EXPECT_NE(m.find("patientId p2: image '"), std::string::npos) << m;
   EXPECT_NE(m.find("p2.dcm' not found"), std::string::npos) << m;
   d.write("stage_2_train_images/p2.png", "x");
@@ -265,16 +257,16 @@ TEST(Siim, SampleAndSubsetFiles) {
 TEST(Siim, MalformedInputsAndImageLookup) {
   TempDir d;
   d.write("train-rle.csv", "ImageId, EncodedPixels\nimg1, -1\nimg2, 1048570 10\n");
-  auto m = message_of([&] { read_siim(d.dir.string()); });
+  auto m = cxr::test::error_message([&] { read_siim(d.dir.string()); });
   EXPECT_NE(m.find("train-rle.csv:3: ImageId img2:"), std::string::npos) << m;
   EXPECT_NE(m.find("leaves the 1024x1024 image"), std::string::npos) << m;
   d.write("train-rle.csv", "ImageId, EncodedPixels\nimg1, 3 x\n");
-  m = message_of([&] { read_siim(d.dir.string()); });
+  m = cxr::test::error_message([&] { read_siim(d.dir.string()); });
   EXPECT_NE(m.find("bad token 'x'"), std::string::npos) << m;
   d.write("train-rle.csv", "ImageId, EncodedPixels\nimg1, -1\nimg2, 10 5\nimg2, 12 5\n");
   SiimOptions check;
   check.check_images = true;
-  m = message_of([&] { read_siim(d.dir.string(), check); });
+  m = cxr::test::error_message([&] { read_siim(d.dir.string(), check); });
   EXPECT_NE(m.find("image 'img1.dcm' not found under"), std::string::npos) << m;
   d.write("dicom-images-train/study/series/img1.dcm", "x");
   d.write("dicom-images-train/study/series/img2.dcm", "x");

@@ -8,6 +8,7 @@
 
 #include "data/csv.h"
 #include "data/rle.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/error.h"
 
@@ -18,14 +19,6 @@ int64_t count(const std::vector<uint8_t>& m) {
   int64_t n = 0;
   for (auto v : m) n += v != 0;
   return n;
-}
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cxr::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 }  // namespace
 
@@ -66,15 +59,18 @@ TEST(Rle, MergeRowsIsUnion) {
 }
 
 TEST(Rle, ErrorsForBadStrings) {
-  EXPECT_NE(message_of([] { rle_decode_relative("10 7", 4, 4); }).find("leaves the 4x4 image"),
+  EXPECT_NE(cxr::test::error_message([] {
+              rle_decode_relative("10 7", 4, 4);
+            }).find("leaves the 4x4 image"),
             std::string::npos);
-  EXPECT_NE(message_of([] { rle_decode_relative("1 2 3", 4, 4); }).find("odd number"),
+  EXPECT_NE(cxr::test::error_message([] { rle_decode_relative("1 2 3", 4, 4); }).find("odd number"),
             std::string::npos);
-  EXPECT_NE(message_of([] { rle_decode_relative("1 x", 4, 4); }).find("bad token 'x'"),
+  EXPECT_NE(
+      cxr::test::error_message([] { rle_decode_relative("1 x", 4, 4); }).find("bad token 'x'"),
+      std::string::npos);
+  EXPECT_NE(cxr::test::error_message([] { rle_decode_absolute("0 2", 4, 4); }).find("1-based"),
             std::string::npos);
-  EXPECT_NE(message_of([] { rle_decode_absolute("0 2", 4, 4); }).find("1-based"),
-            std::string::npos);
-  EXPECT_NE(message_of([] { rle_decode_absolute("16 2", 4, 4); }).find("leaves"),
+  EXPECT_NE(cxr::test::error_message([] { rle_decode_absolute("16 2", 4, 4); }).find("leaves"),
             std::string::npos);
   EXPECT_THROW(rle_decode_relative("1 1", 0, 4), cxr::Error);
 }

@@ -13,6 +13,7 @@
 #include "data/chexpert.h"
 #include "data/rsna.h"
 #include "data/splits.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/error.h"
 
@@ -33,14 +34,6 @@ Dataset make_dataset(int patients) {
       ds.samples.push_back(s);
     }
   return ds;
-}
-std::string message_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const cxr::Error& e) {
-    return e.what();
-  }
-  return "";
 }
 bool is_subset(std::vector<std::string> a, std::vector<std::string> b) {
   std::sort(a.begin(), a.end());
@@ -96,10 +89,11 @@ TEST(Splits, NestedFractionsAndFile) {
   EXPECT_EQ(back.seed, 3u);
   EXPECT_EQ(back.train_fraction(0.1), f10);
   std::ofstream(path) << "# synthcxr-split v1 seed=1\nid,subset,rank\nx,holdout,\n";
-  auto m = message_of([&] { read_split(path); });
+  auto m = cxr::test::error_message([&] { read_split(path); });
   EXPECT_NE(m.find(":3: bad subset 'holdout'"), std::string::npos) << m;
   std::ofstream(path) << "id,subset\n";
-  EXPECT_NE(message_of([&] { read_split(path); }).find("not a split file"), std::string::npos);
+  EXPECT_NE(cxr::test::error_message([&] { read_split(path); }).find("not a split file"),
+            std::string::npos);
   std::filesystem::remove(path);
 }
 
@@ -120,18 +114,18 @@ TEST(Splits, GuardRefusesSyntheticInEvaluation) {
   Split bad = s;
   bad.test.push_back("synth_3");
   bad.train.erase(std::find(bad.train.begin(), bad.train.end(), "synth_3"));
-  auto m = message_of([&] { check_split(ds, bad); });
+  auto m = cxr::test::error_message([&] { check_split(ds, bad); });
   EXPECT_NE(m.find("test set of toy contains synthetic image 'synth_3'"), std::string::npos) << m;
   Split bad_val = s;
   bad_val.val.push_back("synth_4");
-  m = message_of([&] { check_split(ds, bad_val); });
+  m = cxr::test::error_message([&] { check_split(ds, bad_val); });
   EXPECT_NE(m.find("validation set"), std::string::npos) << m;
   Split dup = s;
   dup.test.push_back(s.train[0]);
   EXPECT_THROW(check_split(ds, dup), cxr::Error);
   Split unknown = s;
   unknown.test.push_back("nope");
-  m = message_of([&] { check_split(ds, unknown); });
+  m = cxr::test::error_message([&] { check_split(ds, unknown); });
   EXPECT_NE(m.find("'nope' which is not in the dataset"), std::string::npos) << m;
 }
 

@@ -16,6 +16,7 @@
 #include "nn/loss_scaler.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
+#include "support/compare.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
 
@@ -103,13 +104,6 @@ struct TrainingRun {
   }
 };
 
-void expect_bitwise_equal(const Tensor& a, const Tensor& b, const std::string& what) {
-  ASSERT_EQ(a.sizes(), b.sizes()) << what;
-  ASSERT_EQ(a.dtype(), b.dtype()) << what;
-  const Tensor ca = raw::contiguous(a), cb = raw::contiguous(b);
-  EXPECT_EQ(std::memcmp(ca.data_ptr(), cb.data_ptr(), ca.numel() * ca.element_size()), 0) << what;
-}
-
 std::string load_error(const std::string& path, TrainingState state) {
   try {
     load_checkpoint(path, state);
@@ -144,12 +138,13 @@ TEST(Checkpoint, ResumingReproducesTheUninterruptedRunBitForBit) {
   resumed.train_until(kTotalSteps);
 
   for (const auto& [name, t] : straight.model)
-    expect_bitwise_equal(resumed.model.at(name), t, name);
+    EXPECT_TRUE(test::bitwise_equal(resumed.model.at(name), t)) << name;
   const auto so = straight.opt->state_dict(), ro = resumed.opt->state_dict();
   ASSERT_EQ(so.size(), ro.size());
-  for (const auto& [key, t] : so) expect_bitwise_equal(ro.at(key), t, "optimizer " + key);
+  for (const auto& [key, t] : so)
+    EXPECT_TRUE(test::bitwise_equal(ro.at(key), t)) << "optimizer " + key;
   for (size_t i = 0; i < straight.ema->shadow().size(); ++i)
-    expect_bitwise_equal(resumed.ema->shadow()[i], straight.ema->shadow()[i], "ema");
+    EXPECT_TRUE(test::bitwise_equal(resumed.ema->shadow()[i], straight.ema->shadow()[i])) << "ema";
   EXPECT_EQ(resumed.scaler.get_scale(), straight.scaler.get_scale());
   EXPECT_EQ(resumed.scaler.growth_tracker(), straight.scaler.growth_tracker());
   EXPECT_EQ(resumed.sched->last_lrs(), straight.sched->last_lrs());
@@ -175,7 +170,8 @@ TEST(Checkpoint, InfoAndWeightsOnlyLoading) {
   TrainingState weights;
   weights.model = eval.model;
   load_checkpoint(path, weights);
-  for (const auto& [name, t] : run.model) expect_bitwise_equal(eval.model.at(name), t, name);
+  for (const auto& [name, t] : run.model)
+    EXPECT_TRUE(test::bitwise_equal(eval.model.at(name), t)) << name;
   std::filesystem::remove(path);
 }
 
@@ -245,7 +241,8 @@ TEST(Checkpoint, BadFilesGiveClearErrors) {
 
   // A failed load left the fresh model untouched (validated before writing).
   TrainingRun pristine;
-  for (const auto& [name, t] : pristine.model) expect_bitwise_equal(fresh.model.at(name), t, name);
+  for (const auto& [name, t] : pristine.model)
+    EXPECT_TRUE(test::bitwise_equal(fresh.model.at(name), t)) << name;
 
   for (const auto& p : {path, truncated, missing}) std::filesystem::remove(p);
 }

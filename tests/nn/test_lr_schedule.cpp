@@ -15,10 +15,7 @@ using namespace cxr::nn;
 
 namespace {
 
-const std::map<std::string, Tensor>& fixture() {
-  static const auto f = test::load_fixture("optim.safetensors");
-  return f;
-}
+constexpr const char* kFixture = "optim.safetensors";
 
 // Drives an SGD(lr = 0.1, momentum = 0.9) through `schedule` as the generator drives torch, and
 // compares the lr (and momentum) read before each step.
@@ -27,10 +24,10 @@ void expect_sequence(const std::string& name, const Schedule& schedule) {
   Tensor p = raw::zeros({1}).set_requires_grad(true);
   SGD opt({p}, SGDOptions{.lr = 0.1, .momentum = 0.9});
   LRScheduler sched(opt, schedule);
-  const auto lrs = test::fixture_tensor(fixture(), "sched." + name + ".lr").to_vector<double>();
+  const auto lrs = test::fixture_tensor(kFixture, "sched." + name + ".lr").to_vector<double>();
   const std::string mkey = "sched." + name + ".momentum";
-  const auto moms = fixture().count(mkey)
-                        ? test::fixture_tensor(fixture(), mkey).to_vector<double>()
+  const auto moms = test::cached_fixture(kFixture).count(mkey)
+                        ? test::fixture_tensor(kFixture, mkey).to_vector<double>()
                         : std::vector<double>{};
   for (size_t s = 0; s < lrs.size(); ++s) {
     EXPECT_NEAR(opt.param_groups()[0].lr, lrs[s], 1e-15 + 1e-12 * lrs[s]) << "step " << s;

@@ -2,6 +2,7 @@
 #include "support/compare.h"
 
 #include <cmath>
+#include <cstring>
 #include <sstream>
 
 namespace cxr::test {
@@ -33,6 +34,20 @@ namespace cxr::test {
          << "mismatch at flat index " << first_bad << ": " << a[size_t(first_bad)]
          << " vs expected " << e[size_t(first_bad)] << " (max abs error " << worst << ", rtol "
          << rtol << ", atol " << atol << ", shape " << shape_str(actual.sizes()) << ")";
+}
+
+::testing::AssertionResult bitwise_equal(const Tensor& a, const Tensor& b) {
+  if (a.sizes() != b.sizes() || a.dtype() != b.dtype())
+    return ::testing::AssertionFailure() << describe(a) << " vs " << describe(b);
+  const Tensor ca = raw::contiguous(a), cb = raw::contiguous(b);
+  const size_t width = size_t(ca.element_size());
+  const auto* pa = static_cast<const unsigned char*>(ca.data_ptr());
+  const auto* pb = static_cast<const unsigned char*>(cb.data_ptr());
+  for (int64_t i = 0; i < ca.numel(); ++i)
+    if (std::memcmp(pa + size_t(i) * width, pb + size_t(i) * width, width) != 0)
+      return ::testing::AssertionFailure()
+             << "bytes differ at flat index " << i << " (" << describe(a) << ")";
+  return ::testing::AssertionSuccess() << "bitwise equal " << describe(a);
 }
 
 }  // namespace cxr::test

@@ -12,6 +12,10 @@ namespace cxr::test {
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected,
                                      double rtol = 1e-5, double atol = 1e-6);
 
+// Same shape, same dtype and the same bytes (of the contiguous data): for determinism checks. NaNs
+// with equal payloads compare equal, -0 and +0 do not. The message names the first differing index.
+::testing::AssertionResult bitwise_equal(const Tensor& a, const Tensor& b);
+
 }  // namespace cxr::test
 
 #define EXPECT_ALL_CLOSE(actual, expected, ...) \

@@ -2,6 +2,7 @@
 #include "support/fixtures.h"
 
 #include <filesystem>
+#include <mutex>
 
 #include "tensor/error.h"
 
@@ -18,6 +19,19 @@ Tensor fixture_tensor(const std::map<std::string, Tensor>& fixture, const std::s
   auto it = fixture.find(key);
   CXR_CHECK(it != fixture.end(), "fixture has no tensor named '", key, "'");
   return it->second;
+}
+
+const std::map<std::string, Tensor>& cached_fixture(const std::string& name) {
+  static std::mutex mutex;
+  static std::map<std::string, std::map<std::string, Tensor>> cache;  // nodes never move
+  std::lock_guard<std::mutex> lock(mutex);
+  auto it = cache.find(name);
+  if (it == cache.end()) it = cache.emplace(name, load_fixture(name)).first;
+  return it->second;
+}
+
+Tensor fixture_tensor(const std::string& name, const std::string& key) {
+  return fixture_tensor(cached_fixture(name), key);
 }
 
 std::string shared_data_path(const std::string& relative) {

@@ -14,6 +14,11 @@ namespace cxr::test {
 std::map<std::string, Tensor> load_fixture(const std::string& name);
 // The tensor called `key` of a loaded fixture; throws naming the key when absent.
 Tensor fixture_tensor(const std::map<std::string, Tensor>& fixture, const std::string& key);
+// load_fixture(name), loaded once per name for the whole process (thread-safe) and kept; the
+// tensors are shared, so tests must not write into them (clone first).
+const std::map<std::string, Tensor>& cached_fixture(const std::string& name);
+// fixture_tensor(cached_fixture(name), key).
+Tensor fixture_tensor(const std::string& name, const std::string& key);
 // ../shared/data/<relative> (the real dataset samples).
 std::string shared_data_path(const std::string& relative);
 

@@ -9,6 +9,7 @@
 #include <limits>
 
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/ops.h"
 
@@ -16,12 +17,9 @@ using namespace cxr;
 
 namespace {
 
-const std::map<std::string, Tensor>& fixture() {
-  static const std::map<std::string, Tensor> f = test::load_fixture("nn_ops.safetensors");
-  return f;
-}
+constexpr const char* kFixture = "nn_ops.safetensors";
 Tensor fx(const std::string& key) {
-  return test::fixture_tensor(fixture(), key);
+  return test::fixture_tensor(kFixture, key);
 }
 
 // ---- golden ---------------------------------------------------------------------------------
@@ -287,12 +285,11 @@ TEST(Attention, BadInputThrows) {
   EXPECT_THROW(raw::scaled_dot_product_attention(raw::zeros({8}), raw::zeros({8}), raw::zeros({8}),
                                                  {}, false, 0),
                Error);  // fewer than 2 dims
-  try {
+  const std::string msg = test::error_message([&] {
     raw::scaled_dot_product_attention(q, raw::zeros({1, 2, 5, 7}), v, {}, false, 0);
-  } catch (const Error& e) {
-    EXPECT_NE(std::string(e.what()).find("scaled_dot_product_attention"), std::string::npos);
-    EXPECT_NE(std::string(e.what()).find("float32[1, 2, 5, 7]"), std::string::npos) << e.what();
-  }
+  });
+  EXPECT_NE(msg.find("scaled_dot_product_attention"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("float32[1, 2, 5, 7]"), std::string::npos) << msg;
 }
 
 }  // namespace

@@ -17,12 +17,9 @@ using namespace cxr;
 
 namespace {
 
-const std::map<std::string, Tensor>& fixture() {
-  static const std::map<std::string, Tensor> f = test::load_fixture("elementwise.safetensors");
-  return f;
-}
+constexpr const char* kFixture = "elementwise.safetensors";
 Tensor fx(const std::string& key) {
-  return test::fixture_tensor(fixture(), key);
+  return test::fixture_tensor(kFixture, key);
 }
 
 // The same values as `t` (2-D) held in a transposed (non-contiguous) view.

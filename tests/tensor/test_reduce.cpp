@@ -16,12 +16,9 @@ using namespace cxr;
 
 namespace {
 
-const std::map<std::string, Tensor>& fixture() {
-  static const std::map<std::string, Tensor> f = test::load_fixture("reduce.safetensors");
-  return f;
-}
+constexpr const char* kFixture = "reduce.safetensors";
 Tensor fx(const std::string& key) {
-  return test::fixture_tensor(fixture(), key);
+  return test::fixture_tensor(kFixture, key);
 }
 
 // The same values as the 3-D `t` held in a permuted (non-contiguous) view.
