@@ -14,6 +14,7 @@
 #include "autograd/views.h"
 #include "support/compare.h"
 #include "support/fixtures.h"
+#include "support/tensors.h"
 #include "tensor/ops.h"
 
 using namespace cxr;
@@ -27,37 +28,12 @@ Tensor fx(const std::string& key) {
   return test::fixture_tensor(kFixture, key);
 }
 
-// A float64 tensor with values spread over [lo, hi] (none at 0, where some ops have kinks).
-Tensor values(const Shape& shape, double lo = -2.0, double hi = 2.0) {
-  const int64_t n = shape_numel(shape);
-  std::vector<double> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i) {
-    double u = n == 1 ? 0.37 : (double(i) + 0.37) / double(n);
-    v[size_t(i)] = lo + (hi - lo) * std::fmod(u * 7.31, 1.0);
-  }
-  return raw::from_vector(v, shape, kFloat64);
-}
-
-// The same as a leaf that requires grad.
-Tensor leaf(const Shape& shape, double lo = -2.0, double hi = 2.0) {
-  Tensor t = values(shape, lo, hi);
-  t.set_requires_grad(true);
-  return t;
-}
-
-// A float32 leaf (copy of a fixture input) requiring grad.
-Tensor fleaf(const Tensor& t) {
-  Tensor c = raw::clone(t);
-  c.set_requires_grad(true);
-  return c;
-}
-
 // First derivatives by finite differences, then the second derivative: the gradient (with a
 // fixed output weight, under create_graph) checked as a function of the same inputs.
 void check_first_and_second(const Fn& fn, const std::vector<Tensor>& inputs) {
   EXPECT_TRUE(gradcheck(fn, inputs));
   Tensor out = fn(inputs);
-  Tensor v = values(out.sizes(), 0.2, 1.3);
+  Tensor v = test::spread_values(out.sizes(), 0.2, 1.3);
   for (size_t wrt = 0; wrt < inputs.size(); ++wrt) {
     auto grad_fn = [&](const std::vector<Tensor>& in) {
       autograd::EnableGradGuard grad_mode;  // gradcheck evaluates under NoGradGuard too
@@ -107,20 +83,20 @@ class UnaryGrad : public ::testing::TestWithParam<UnaryCase> {};
 TEST_P(UnaryGrad, MatchesTorchAndFiniteDifferences) {
   const UnaryCase c = GetParam();
   const std::string n = std::string("unary.") + c.name;
-  Tensor x = fleaf(fx(n + ".x"));
+  Tensor x = test::leaf_copy(fx(n + ".x"));
   Tensor y = unary(c.op, x);
   EXPECT_TRUE(y.requires_grad() || c.op == UnaryOp::Sign);
   auto g = autograd::grad({y}, {x}, {fx(n + ".gy")});
   EXPECT_ALL_CLOSE(g[0], fx(n + ".grad_x"), 1e-4, 1e-5);
   check_first_and_second([&](const std::vector<Tensor>& in) { return unary(c.op, in[0]); },
-                         {leaf({3, 5}, c.lo, c.hi)});
+                         {test::spread_leaf({3, 5}, c.lo, c.hi)});
 }
 
 INSTANTIATE_TEST_SUITE_P(Ops, UnaryGrad, ::testing::ValuesIn(kUnary),
                          [](const auto& info) { return std::string(info.param.name); });
 
 TEST(UnaryGrad, NamedFormsAndStridedInputs) {
-  Tensor x = leaf({4, 3});
+  Tensor x = test::spread_leaf({4, 3});
   EXPECT_TRUE(gradcheck(
       [](const std::vector<Tensor>& in) {
         Tensor t = transpose(in[0], 0, 1);  // strided input and strided gradient
@@ -140,7 +116,7 @@ TEST(BinaryGrad, BroadcastingMatchesTorch) {
         std::pair{"maximum", BinaryOp::Maximum}, std::pair{"minimum", BinaryOp::Minimum},
         std::pair{"pow", BinaryOp::Pow}}) {
     const std::string n = std::string("binary.") + name;
-    Tensor a = fleaf(fx(n + ".a")), b = fleaf(fx(n + ".b"));
+    Tensor a = test::leaf_copy(fx(n + ".a")), b = test::leaf_copy(fx(n + ".b"));
     auto g = autograd::grad({binary(op, a, b)}, {a, b}, {fx(n + ".gy")});
     EXPECT_EQ(g[0].sizes(), a.sizes());
     EXPECT_EQ(g[1].sizes(), b.sizes());
@@ -152,16 +128,18 @@ TEST(BinaryGrad, BroadcastingMatchesTorch) {
 TEST(BinaryGrad, FiniteDifferencesWithBroadcasting) {
   for (BinaryOp op : {BinaryOp::Add, BinaryOp::Sub, BinaryOp::Mul, BinaryOp::Div, BinaryOp::Maximum,
                       BinaryOp::Minimum}) {
-    check_first_and_second([op](const std::vector<Tensor>& in) { return binary(op, in[0], in[1]); },
-                           {leaf({3, 1, 4}, -2, 2), leaf({2, 1}, 0.5, 1.5)});
+    check_first_and_second(
+        [op](const std::vector<Tensor>& in) { return binary(op, in[0], in[1]); },
+        {test::spread_leaf({3, 1, 4}, -2, 2), test::spread_leaf({2, 1}, 0.5, 1.5)});
   }
-  check_first_and_second([](const std::vector<Tensor>& in) { return pow(in[0], in[1]); },
-                         {leaf({3, 1, 4}, 0.3, 2), leaf({2, 1}, -1.5, 1.5)});
+  check_first_and_second(
+      [](const std::vector<Tensor>& in) { return pow(in[0], in[1]); },
+      {test::spread_leaf({3, 1, 4}, 0.3, 2), test::spread_leaf({2, 1}, -1.5, 1.5)});
   // A 0-dim operand and an operand broadcast along a middle dim.
   check_first_and_second([](const std::vector<Tensor>& in) { return in[0] * in[1] - in[1]; },
-                         {leaf({}, 0.5, 1.5), leaf({2, 3})});
+                         {test::spread_leaf({}, 0.5, 1.5), test::spread_leaf({2, 3})});
   check_first_and_second([](const std::vector<Tensor>& in) { return in[0] / in[1]; },
-                         {leaf({2, 1, 3}), leaf({4, 1}, 0.5, 2)});
+                         {test::spread_leaf({2, 1, 3}), test::spread_leaf({4, 1}, 0.5, 2)});
 }
 
 TEST(BinaryGrad, ScalarFormsAndOperators) {
@@ -171,7 +149,7 @@ TEST(BinaryGrad, ScalarFormsAndOperators) {
         return (2.0 - x) * 3.0 + x / 4.0 - 1.5 / (x + 3.0) + pow(x, 3.0) + pow(2.0, x) +
                (-x) * pow(x + 3.0, 0.5) + (1.0 + x);
       },
-      {leaf({2, 3})});
+      {test::spread_leaf({2, 3})});
 }
 
 TEST(BinaryGrad, ScalarFormsMatchTorch) {
@@ -186,7 +164,7 @@ TEST(BinaryGrad, ScalarFormsMatchTorch) {
                         Case{"pow_scalar.-0.5", [](const Tensor& x) { return pow(x, -0.5); }},
                         Case{"pow_scalar.0.0", [](const Tensor& x) { return pow(x, 0.0); }}}) {
     const std::string k = c.key;
-    Tensor x = fleaf(fx(k + ".x"));
+    Tensor x = test::leaf_copy(fx(k + ".x"));
     auto g = autograd::grad({c.f(x)}, {x}, {fx(k + ".gy")});
     EXPECT_ALL_CLOSE(g[0], fx(k + ".grad_x"), 1e-5, 1e-5) << k;
   }
@@ -214,7 +192,7 @@ TEST(BinaryGrad, PromotedInputsGetGradientsInTheirOwnDtype) {
 
 TEST(ActivationGrad, MatchTorchAndFiniteDifferences) {
   auto golden = [](const std::string& k, const std::function<Tensor(const Tensor&)>& f) {
-    Tensor x = fleaf(fx(k + ".x"));
+    Tensor x = test::leaf_copy(fx(k + ".x"));
     auto g = autograd::grad({f(x)}, {x}, {fx(k + ".gy")});
     EXPECT_ALL_CLOSE(g[0], fx(k + ".grad_x"), 1e-5, 1e-6) << k;
   };
@@ -223,36 +201,37 @@ TEST(ActivationGrad, MatchTorchAndFiniteDifferences) {
   golden("softplus_default", [](const Tensor& x) { return softplus(x); });
   golden("clamp_grad", [](const Tensor& x) { return clamp(x, -0.5, 0.7); });
   {
-    Tensor a = fleaf(fx("lerp_tensor.a")), b = fleaf(fx("lerp_tensor.b")),
-           w = fleaf(fx("lerp_tensor.w"));
+    Tensor a = test::leaf_copy(fx("lerp_tensor.a")), b = test::leaf_copy(fx("lerp_tensor.b")),
+           w = test::leaf_copy(fx("lerp_tensor.w"));
     auto g = autograd::grad({lerp(a, b, w)}, {a, b, w}, {fx("lerp_tensor.gy")});
     EXPECT_ALL_CLOSE(g[0], fx("lerp_tensor.grad_a"), 1e-5, 1e-6);
     EXPECT_ALL_CLOSE(g[1], fx("lerp_tensor.grad_b"), 1e-5, 1e-6);
     EXPECT_ALL_CLOSE(g[2], fx("lerp_tensor.grad_w"), 1e-5, 1e-6);
-    Tensor a2 = fleaf(fx("lerp_scalar.a")), b2 = fleaf(fx("lerp_scalar.b"));
+    Tensor a2 = test::leaf_copy(fx("lerp_scalar.a")), b2 = test::leaf_copy(fx("lerp_scalar.b"));
     auto g2 = autograd::grad({lerp(a2, b2, 0.3)}, {a2, b2}, {fx("lerp_scalar.gy")});
     EXPECT_ALL_CLOSE(g2[0], fx("lerp_scalar.grad_a"), 1e-5, 1e-6);
     EXPECT_ALL_CLOSE(g2[1], fx("lerp_scalar.grad_b"), 1e-5, 1e-6);
   }
   check_first_and_second([](const std::vector<Tensor>& in) { return leaky_relu(in[0], 0.1); },
-                         {leaf({3, 4})});
+                         {test::spread_leaf({3, 4})});
   check_first_and_second([](const std::vector<Tensor>& in) { return softplus(in[0], 1.5, 2.0); },
-                         {leaf({3, 4}, -3, 3)});
+                         {test::spread_leaf({3, 4}, -3, 3)});
   check_first_and_second([](const std::vector<Tensor>& in) { return clamp(in[0], -1.1, 0.9); },
-                         {leaf({3, 4})});
+                         {test::spread_leaf({3, 4})});
   check_first_and_second(
       [](const std::vector<Tensor>& in) { return clamp_min(in[0], 0.3) + clamp_max(in[0], -0.3); },
-      {leaf({3, 4})});
-  check_first_and_second([](const std::vector<Tensor>& in) { return lerp(in[0], in[1], in[2]); },
-                         {leaf({2, 3}), leaf({3}), leaf({2, 1}, 0.1, 0.9)});
+      {test::spread_leaf({3, 4})});
+  check_first_and_second(
+      [](const std::vector<Tensor>& in) { return lerp(in[0], in[1], in[2]); },
+      {test::spread_leaf({2, 3}), test::spread_leaf({3}), test::spread_leaf({2, 1}, 0.1, 0.9)});
   check_first_and_second([](const std::vector<Tensor>& in) { return lerp(in[0], in[1], 0.7); },
-                         {leaf({2, 3}), leaf({3})});
+                         {test::spread_leaf({2, 3}), test::spread_leaf({3})});
 }
 
 // ---- comparisons and in-place ----------------------------------------------------------------
 
 TEST(CompareGrad, ComparisonsCarryNoGradient) {
-  Tensor x = leaf({2, 3});
+  Tensor x = test::spread_leaf({2, 3});
   for (const Tensor& c : {x == x, x != 0.5, x<0.0, x <= x, x> 1.0, x >= 0.0, eq(x, 1.0)}) {
     EXPECT_EQ(c.dtype(), kBool);
     EXPECT_FALSE(c.requires_grad());
@@ -260,8 +239,8 @@ TEST(CompareGrad, ComparisonsCarryNoGradient) {
 }
 
 TEST(InPlaceGrad, RecordedOnNonLeavesAndRefusedOnLeaves) {
-  Tensor x = leaf({2, 3});
-  Tensor w = leaf({3}, 0.5, 1.5);
+  Tensor x = test::spread_leaf({2, 3});
+  Tensor w = test::spread_leaf({3}, 0.5, 1.5);
   // y = ((x * 2 + w) * w - 1) / w, built in place on a non-leaf.
   auto f = [](const Tensor& xx, const Tensor& ww) {
     Tensor y = mul(xx, 2.0);
@@ -300,7 +279,7 @@ TEST(InPlaceGrad, RecordedOnNonLeavesAndRefusedOnLeaves) {
 }
 
 TEST(InPlaceGrad, ModifyingASavedInputIsReported) {
-  Tensor x = leaf({4});
+  Tensor x = test::spread_leaf({4});
   Tensor y = mul(x, 1.0);  // a non-leaf
   Tensor z = exp(y);       // saves y
   add_(y, 1.0);

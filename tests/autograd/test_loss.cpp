@@ -10,6 +10,7 @@
 #include "support/compare.h"
 #include "support/errors.h"
 #include "support/fixtures.h"
+#include "support/tensors.h"
 #include "tensor/ops.h"
 
 using namespace cxr;
@@ -25,9 +26,7 @@ bool has(const std::string& key) {
 }
 
 Tensor req(const std::string& key) {
-  Tensor t = raw::clone(fx(key));
-  t.set_requires_grad(true);
-  return t;
+  return test::leaf_copy(fx(key));
 }
 
 Reduction reduction_of(const std::string& name) {

@@ -12,6 +12,7 @@
 #include "autograd/views.h"
 #include "support/compare.h"
 #include "support/fixtures.h"
+#include "support/tensors.h"
 #include "tensor/ops.h"
 
 using namespace cxr;
@@ -146,9 +147,7 @@ std::vector<Tensor> vjp(const Tensor& out, const std::vector<Tensor>& inputs, co
 }
 
 Tensor req(const std::string& key) {
-  Tensor t = raw::clone(fx(key));
-  t.set_requires_grad(true);
-  return t;
+  return test::leaf_copy(fx(key));
 }
 
 TEST(NnOpsGolden, LayerNormGroupNormSiluAndBatchNormGradients) {

@@ -14,6 +14,7 @@
 #include "autograd/views.h"
 #include "support/compare.h"
 #include "support/fixtures.h"
+#include "support/tensors.h"
 #include "tensor/ops.h"
 
 using namespace cxr;
@@ -27,28 +28,9 @@ Tensor fx(const std::string& key) {
   return test::fixture_tensor(kFixture, key);
 }
 
-// Distinct float64 values in [lo, hi] (no ties unless asked for).
-Tensor values(const Shape& shape, double lo = -2.0, double hi = 2.0) {
-  const int64_t n = shape_numel(shape);
-  std::vector<double> v(static_cast<size_t>(n));
-  for (int64_t i = 0; i < n; ++i)
-    v[size_t(i)] = lo + (hi - lo) * std::fmod((double(i) + 0.37) / double(n) * 7.31, 1.0);
-  return raw::from_vector(v, shape, kFloat64);
-}
-Tensor leaf(const Shape& shape, double lo = -2.0, double hi = 2.0) {
-  Tensor t = values(shape, lo, hi);
-  t.set_requires_grad(true);
-  return t;
-}
-Tensor fleaf(const Tensor& t) {
-  Tensor c = raw::clone(t);
-  c.set_requires_grad(true);
-  return c;
-}
-
 void check_first_and_second(const Fn& fn, const std::vector<Tensor>& inputs) {
   EXPECT_TRUE(gradcheck(fn, inputs));
-  Tensor v = values(fn(inputs).sizes(), 0.2, 1.3);
+  Tensor v = test::spread_values(fn(inputs).sizes(), 0.2, 1.3);
   auto grad_fn = [&](const std::vector<Tensor>& in) {
     autograd::EnableGradGuard grad_mode;
     return autograd::grad({fn(in)}, {in[0]}, {v}, false, /*create_graph=*/true)[0];
@@ -68,7 +50,7 @@ struct DimsCase {
 TEST(ReduceGrad, MatchesTorch) {
   auto golden = [](const std::string& k, const std::function<Tensor(const Tensor&)>& f,
                    double rtol = 1e-5, double atol = 1e-6) {
-    Tensor x = fleaf(fx(k + ".x"));
+    Tensor x = test::leaf_copy(fx(k + ".x"));
     auto g = autograd::grad({f(x)}, {x}, {fx(k + ".gy")});
     EXPECT_ALL_CLOSE(g[0], fx(k + ".grad_x"), rtol, atol) << k;
   };
@@ -109,45 +91,46 @@ TEST(ReduceGrad, FiniteDifferencesOverDimSets) {
     for (bool keep : {false, true}) {
       SCOPED_TRACE(::testing::Message() << "dims " << shape_str(dims) << " keepdim " << keep);
       check_first_and_second([&](const std::vector<Tensor>& in) { return sum(in[0], dims, keep); },
-                             {leaf(shape)});
+                             {test::spread_leaf(shape)});
       check_first_and_second([&](const std::vector<Tensor>& in) { return mean(in[0], dims, keep); },
-                             {leaf(shape)});
+                             {test::spread_leaf(shape)});
       check_first_and_second(
-          [&](const std::vector<Tensor>& in) { return var(in[0], dims, 1, keep); }, {leaf(shape)});
+          [&](const std::vector<Tensor>& in) { return var(in[0], dims, 1, keep); },
+          {test::spread_leaf(shape)});
       check_first_and_second(
           [&](const std::vector<Tensor>& in) { return cxr::std(in[0], dims, 0, keep); },
-          {leaf(shape)});
+          {test::spread_leaf(shape)});
       check_first_and_second([&](const std::vector<Tensor>& in) { return amax(in[0], dims, keep); },
-                             {leaf(shape)});
+                             {test::spread_leaf(shape)});
       check_first_and_second([&](const std::vector<Tensor>& in) { return amin(in[0], dims, keep); },
-                             {leaf(shape)});
+                             {test::spread_leaf(shape)});
       check_first_and_second(
           [&](const std::vector<Tensor>& in) { return logsumexp(in[0], dims, keep); },
-          {leaf(shape)});
+          {test::spread_leaf(shape)});
       for (double p : {1.0, 2.0, 3.0, double(INFINITY)})
         check_first_and_second(
             [&](const std::vector<Tensor>& in) { return norm(in[0], p, dims, keep); },
-            {leaf(shape, 0.3, 2.0)});
+            {test::spread_leaf(shape, 0.3, 2.0)});
     }
   }
   for (int64_t dim : {0, 1, -1}) {
     for (bool keep : {false, true}) {
       check_first_and_second(
           [&](const std::vector<Tensor>& in) { return max(in[0], dim, keep).values; },
-          {leaf(shape)});
+          {test::spread_leaf(shape)});
       check_first_and_second(
           [&](const std::vector<Tensor>& in) { return min(in[0], dim, keep).values; },
-          {leaf(shape)});
+          {test::spread_leaf(shape)});
     }
     check_first_and_second([&](const std::vector<Tensor>& in) { return cumsum(in[0], dim); },
-                           {leaf(shape)});
+                           {test::spread_leaf(shape)});
   }
   // Non-contiguous input.
   check_first_and_second(
       [](const std::vector<Tensor>& in) {
         return sum(mul(transpose(in[0], 0, 2), in[0].size(1)), {1});
       },
-      {leaf(shape)});
+      {test::spread_leaf(shape)});
 }
 
 TEST(ReduceGrad, TiesAndZeroNorms) {
@@ -173,14 +156,14 @@ TEST(ReduceGrad, SumToIsTheAdjointOfBroadcasting) {
       [](const std::vector<Tensor>& in) {
         return sum_to(in[0], {3, 1});
       },
-      {leaf({2, 3, 4})});
+      {test::spread_leaf({2, 3, 4})});
   check_first_and_second([](const std::vector<Tensor>& in) { return sum_to(in[0], {4}); },
-                         {leaf({2, 3, 4})});
-  Tensor x = leaf({2, 3});
+                         {test::spread_leaf({2, 3, 4})});
+  Tensor x = test::spread_leaf({2, 3});
   EXPECT_TRUE(sum_to(x, {2, 3}).is_same(x));
   EXPECT_THROW(sum_to(x, {4}), Error);
   // Through a graph: d/dx sum_to(x * w, w.shape) = w (broadcast).
-  Tensor w = leaf({3}, 0.5, 1.5);
+  Tensor w = test::spread_leaf({3}, 0.5, 1.5);
   auto g = autograd::grad({sum(sum_to(mul(x, w), {3}))}, {x});
   EXPECT_ALL_CLOSE(g[0], raw::expand(w, {2, 3}), 0, 0);
 }
