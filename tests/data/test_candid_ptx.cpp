@@ -9,25 +9,13 @@
 
 #include "data/candid_ptx.h"
 #include "support/errors.h"
+#include "support/files.h"
 #include "tensor/error.h"
 
 using namespace cxr::data;
 
 namespace {
-struct TempDir {
-  std::filesystem::path dir;
-  TempDir() {
-    dir = std::filesystem::temp_directory_path() / ("cxr_candid_" + std::to_string(::getpid()));
-    std::filesystem::create_directories(dir);
-  }
-  ~TempDir() { std::filesystem::remove_all(dir); }
-  std::string write(const std::string& name, const std::string& text) const {
-    auto p = dir / name;
-    std::filesystem::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << text;
-    return p.string();
-  }
-};
+using cxr::test::TempDir;
 int64_t ones(const std::vector<uint8_t>& m) {
   int64_t n = 0;
   for (auto v : m) n += v;

@@ -14,6 +14,7 @@
 #include "data/rsna.h"
 #include "data/siim.h"
 #include "support/errors.h"
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "tensor/error.h"
 
@@ -26,22 +27,7 @@ std::string shared(const std::string& rel) {
 #define NEED(path) \
   if (!std::filesystem::exists(path)) GTEST_SKIP() << "shared data missing: " << path
 
-struct TempDir {
-  std::filesystem::path dir;
-  TempDir() {
-    static int n = 0;
-    dir = std::filesystem::temp_directory_path() /
-          ("cxr_readers_" + std::to_string(::getpid()) + "_" + std::to_string(n++));
-    std::filesystem::create_directories(dir);
-  }
-  ~TempDir() { std::filesystem::remove_all(dir); }
-  std::string write(const std::string& name, const std::string& text) const {
-    auto p = dir / name;
-    std::filesystem::create_directories(p.parent_path());
-    std::ofstream(p, std::ios::binary) << text;
-    return p.string();
-  }
-};
+using cxr::test::TempDir;
 
 int64_t count_ones(const std::vector<uint8_t>& m) {
   int64_t n = 0;

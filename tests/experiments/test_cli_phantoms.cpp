@@ -10,35 +10,18 @@
 #include <fstream>
 #include <string>
 
+#include "support/files.h"
+
 namespace fs = std::filesystem;
 
 namespace {
 
-std::string temp_path(const std::string& name) {
-  return (fs::temp_directory_path() /
-          ("cxr_cli_phantoms_" + std::to_string(::getpid()) + "_" + name))
-      .string();
-}
-
-std::string read_text(const std::string& path) {
-  std::ifstream in(path);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-
-struct Result {
-  int status;
-  std::string out, err;
-};
+using cxr::test::read_text;
+using cxr::test::temp_path;
+using Result = cxr::test::CommandResult;
 
 Result run_cxr(const std::string& args) {
-  const std::string out = temp_path("stdout"), err = temp_path("stderr");
-  const std::string command =
-      std::string("'") + CXR_BINARY + "' " + args + " > '" + out + "' 2> '" + err + "'";
-  const int raw_status = std::system(command.c_str());
-  Result r{WIFEXITED(raw_status) ? WEXITSTATUS(raw_status) : -1, read_text(out), read_text(err)};
-  fs::remove(out);
-  fs::remove(err);
-  return r;
+  return cxr::test::run_command(CXR_BINARY, args);
 }
 
 class CliPhantoms : public ::testing::Test {

@@ -17,6 +17,7 @@
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
 #include "support/compare.h"
+#include "support/files.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
 
@@ -28,11 +29,7 @@ namespace {
 constexpr int kTotalSteps = 10;
 const char* kConfig = R"({"lr": 0.01, "steps": 10, "model": "mlp"})";
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("cxr_test_ckpt_" + std::to_string(::getpid()) + "_" + name))
-      .string();
-}
+using test::temp_path;
 
 // A two-layer MLP and everything its training loop needs, built fresh from the same seed.
 struct TrainingRun {

@@ -6,6 +6,7 @@
 #include <filesystem>
 #include <fstream>
 
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
@@ -13,12 +14,8 @@
 using namespace cxr;
 
 namespace {
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() / ("cxr_test_" + name)).string();
-}
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+using test::temp_path;
+using test::write_bytes;
 std::string expect_error(const std::string& path) {
   try {
     load_safetensors(path);

@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>  // header edits
 #include <random>
 
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "tensor/ops.h"
 #include "tensor/safetensors.h"
@@ -22,22 +23,9 @@ using namespace cxr;
 
 namespace {
 
-std::string temp_path(const std::string& name) {
-  return (std::filesystem::temp_directory_path() /
-          ("cxr_fuzz_" + std::to_string(::getpid()) + "_" + name))
-      .string();
-}
-
-std::string read_bytes(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-}
-// Removes any previous file first: rewriting a truncated file makes ext4 flush it on close
-// (auto_da_alloc), which would make the fuzzer disk-bound.
-void write_bytes(const std::string& path, const std::string& bytes) {
-  std::filesystem::remove(path);
-  std::ofstream(path, std::ios::binary) << bytes;
-}
+using test::read_text;
+using test::temp_path;
+using test::write_bytes;  // removes the old file first, which keeps the fuzzer off the disk
 
 std::string length_prefix(uint64_t n) {
   std::string len(8, '\0');
@@ -158,7 +146,7 @@ namespace {
 // Valid files to start from: the reference package's file and a few of our own.
 std::vector<std::string> seed_files() {
   std::vector<std::string> seeds{
-      read_bytes(std::string(CXR_FIXTURE_DIR) + "/safetensors_reference.safetensors")};
+      read_text(std::string(CXR_FIXTURE_DIR) + "/safetensors_reference.safetensors")};
   const std::string path = temp_path("seed.safetensors");
   Generator gen(5);
   save_safetensors(path,
@@ -168,11 +156,11 @@ std::vector<std::string> seed_files() {
                     {"empty", raw::zeros({0, 2}, kBFloat16)},
                     {"scalar", raw::scalar_tensor(2.5, kFloat64)}},
                    {{"format", "pt"}, {"note", "fuzz seed"}});
-  seeds.push_back(read_bytes(path));
+  seeds.push_back(read_text(path));
   save_safetensors(path, {{"only", raw::ones({1}, kUInt8)}});
-  seeds.push_back(read_bytes(path));
+  seeds.push_back(read_text(path));
   save_safetensors(path, {{"x", raw::ones({2, 2}, kInt32)}, {"mask", raw::ones({3}, kBool)}});
-  seeds.push_back(read_bytes(path));
+  seeds.push_back(read_text(path));
   std::filesystem::remove(path);
   return seeds;
 }

@@ -3,10 +3,12 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <filesystem>
 #include <stdexcept>
 
 #include "support/compare.h"
 #include "support/errors.h"
+#include "support/files.h"
 #include "support/fixtures.h"
 #include "tensor/error.h"
 #include "tensor/ops.h"
@@ -62,4 +64,25 @@ TEST(Support, CachedFixtureLoadsOnceAndFindsKeys) {
   EXPECT_EQ(test::fixture_tensor("indexing.safetensors", key).data_ptr(), value.data_ptr());
   EXPECT_THROW(test::fixture_tensor("indexing.safetensors", "no.such.key"), Error);
   EXPECT_THROW(test::cached_fixture("no_such_fixture.safetensors"), Error);
+}
+
+TEST(Support, TempDirWritesAndCleansUp) {
+  std::filesystem::path kept;
+  {
+    test::TempDir a, b;
+    EXPECT_NE(a.dir, b.dir);
+    const std::string p = a.write("sub/x.txt", std::string("hi\0there", 8));
+    EXPECT_EQ(test::read_text(p), std::string("hi\0there", 8));
+    kept = a.dir;
+    EXPECT_TRUE(std::filesystem::exists(kept));
+  }
+  EXPECT_FALSE(std::filesystem::exists(kept));
+  EXPECT_EQ(test::read_text(test::temp_path("does_not_exist")), "");
+}
+
+TEST(Support, RunCommandCapturesStatusAndStreams) {
+  const test::CommandResult r = test::run_command("/bin/sh", "-c 'echo out; echo err >&2; exit 3'");
+  EXPECT_EQ(r.status, 3);
+  EXPECT_EQ(r.out, "out\n");
+  EXPECT_EQ(r.err, "err\n");
 }
