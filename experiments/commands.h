@@ -19,8 +19,8 @@ std::vector<Command> register_commands(CLI::App& app);
 
 // One per subcommand.
 Command register_demo(CLI::App& app);
-Command register_tensors(CLI::App& app);  // tensors ls|stats|diff (tensors_cmd.cpp)
-Command register_env(CLI::App& app);      // env (env_cmd.cpp)
+Command register_tensors(CLI::App& app);   // tensors ls|stats|diff (tensors_cmd.cpp)
+Command register_env(CLI::App& app);       // env (env_cmd.cpp)
 Command register_phantoms(CLI::App& app);  // phantoms (phantoms_cmd.cpp)
 
 }  // namespace cxr::experiments

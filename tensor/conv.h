@@ -22,7 +22,7 @@ struct Pool2dParams {
   Int2 kernel{2, 2};
   Int2 stride{2, 2};  // torch's default stride = kernel
   Int2 padding{0, 0};
-  Int2 dilation{1, 1};       // max pool only
+  Int2 dilation{1, 1};  // max pool only
   bool ceil_mode = false;
   bool count_include_pad = true;  // avg pool only
 };

@@ -8,10 +8,25 @@
 namespace cxr {
 
 enum class UnaryOp {
-  Neg, Abs, Sign, Square, Reciprocal, Exp, Log, Log1p, Sqrt, Rsqrt, Sin, Cos, Tanh, Sigmoid, Relu,
-  Silu, Gelu,      // exact: 0.5 x (1 + erf(x / sqrt 2))
-  GeluTanh,        // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
-  QuickGelu,       // x sigmoid(1.702 x) (OpenAI CLIP)
+  Neg,
+  Abs,
+  Sign,
+  Square,
+  Reciprocal,
+  Exp,
+  Log,
+  Log1p,
+  Sqrt,
+  Rsqrt,
+  Sin,
+  Cos,
+  Tanh,
+  Sigmoid,
+  Relu,
+  Silu,
+  Gelu,       // exact: 0.5 x (1 + erf(x / sqrt 2))
+  GeluTanh,   // 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3)))
+  QuickGelu,  // x sigmoid(1.702 x) (OpenAI CLIP)
   Erf,
 };
 const char* unary_op_name(UnaryOp op);
@@ -38,21 +53,51 @@ Tensor compare(CompareOp op, const Tensor& a, const Tensor& b);
 Tensor compare(CompareOp op, const Tensor& a, double b);
 
 // Named forms.
-inline Tensor neg(const Tensor& x) { return unary(UnaryOp::Neg, x); }
-inline Tensor abs(const Tensor& x) { return unary(UnaryOp::Abs, x); }
-inline Tensor exp(const Tensor& x) { return unary(UnaryOp::Exp, x); }
-inline Tensor log(const Tensor& x) { return unary(UnaryOp::Log, x); }
-inline Tensor sqrt(const Tensor& x) { return unary(UnaryOp::Sqrt, x); }
-inline Tensor rsqrt(const Tensor& x) { return unary(UnaryOp::Rsqrt, x); }
-inline Tensor tanh(const Tensor& x) { return unary(UnaryOp::Tanh, x); }
-inline Tensor sigmoid(const Tensor& x) { return unary(UnaryOp::Sigmoid, x); }
-inline Tensor relu(const Tensor& x) { return unary(UnaryOp::Relu, x); }
-inline Tensor add(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Add, a, b); }
-inline Tensor sub(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Sub, a, b); }
-inline Tensor mul(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Mul, a, b); }
-inline Tensor div(const Tensor& a, const Tensor& b) { return binary(BinaryOp::Div, a, b); }
-inline Tensor add(const Tensor& a, double b) { return binary(BinaryOp::Add, a, b); }
-inline Tensor mul(const Tensor& a, double b) { return binary(BinaryOp::Mul, a, b); }
+inline Tensor neg(const Tensor& x) {
+  return unary(UnaryOp::Neg, x);
+}
+inline Tensor abs(const Tensor& x) {
+  return unary(UnaryOp::Abs, x);
+}
+inline Tensor exp(const Tensor& x) {
+  return unary(UnaryOp::Exp, x);
+}
+inline Tensor log(const Tensor& x) {
+  return unary(UnaryOp::Log, x);
+}
+inline Tensor sqrt(const Tensor& x) {
+  return unary(UnaryOp::Sqrt, x);
+}
+inline Tensor rsqrt(const Tensor& x) {
+  return unary(UnaryOp::Rsqrt, x);
+}
+inline Tensor tanh(const Tensor& x) {
+  return unary(UnaryOp::Tanh, x);
+}
+inline Tensor sigmoid(const Tensor& x) {
+  return unary(UnaryOp::Sigmoid, x);
+}
+inline Tensor relu(const Tensor& x) {
+  return unary(UnaryOp::Relu, x);
+}
+inline Tensor add(const Tensor& a, const Tensor& b) {
+  return binary(BinaryOp::Add, a, b);
+}
+inline Tensor sub(const Tensor& a, const Tensor& b) {
+  return binary(BinaryOp::Sub, a, b);
+}
+inline Tensor mul(const Tensor& a, const Tensor& b) {
+  return binary(BinaryOp::Mul, a, b);
+}
+inline Tensor div(const Tensor& a, const Tensor& b) {
+  return binary(BinaryOp::Div, a, b);
+}
+inline Tensor add(const Tensor& a, double b) {
+  return binary(BinaryOp::Add, a, b);
+}
+inline Tensor mul(const Tensor& a, double b) {
+  return binary(BinaryOp::Mul, a, b);
+}
 
 // Parameterised activations.
 Tensor leaky_relu(const Tensor& x, double negative_slope);
