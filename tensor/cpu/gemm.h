@@ -34,4 +34,16 @@ void sgemm_naive(int64_t M, int64_t N, int64_t K, float alpha, const float* A, i
 // variable is read once, at the first call; an unknown value throws cxr::Error.
 const char* gemm_isa();
 
+// Typed forms with alpha = 1, for kernels templated on float/double (conv, matmul).
+inline void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsa, int64_t csa,
+                 const float* B, int64_t rsb, int64_t csb, float beta, float* C, int64_t rsc,
+                 int64_t csc) {
+  sgemm(M, N, K, 1.0f, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+inline void gemm(int64_t M, int64_t N, int64_t K, const double* A, int64_t rsa, int64_t csa,
+                 const double* B, int64_t rsb, int64_t csb, double beta, double* C, int64_t rsc,
+                 int64_t csc) {
+  dgemm(M, N, K, 1.0, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc);
+}
+
 }  // namespace cxr::cpu

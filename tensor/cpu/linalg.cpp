@@ -16,15 +16,7 @@
 namespace cxr::raw {
 namespace {
 
-void gemm(int64_t m, int64_t n, int64_t k, const float* a, int64_t rsa, int64_t csa, const float* b,
-          int64_t rsb, int64_t csb, float beta, float* c, int64_t rsc, int64_t csc) {
-  cpu::sgemm(m, n, k, 1.0f, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
-}
-void gemm(int64_t m, int64_t n, int64_t k, const double* a, int64_t rsa, int64_t csa,
-          const double* b, int64_t rsb, int64_t csb, double beta, double* c, int64_t rsc,
-          int64_t csc) {
-  cpu::dgemm(m, n, k, 1.0, a, rsa, csa, b, rsb, csb, beta, c, rsc, csc);
-}
+using cpu::gemm;
 
 // Checks shared by every product: defined CPU tensors of one floating dtype.
 void check_operands(const char* op, const Tensor& a, const Tensor& b) {
