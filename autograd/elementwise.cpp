@@ -150,26 +150,6 @@ Grads binary_grads(BinaryOp op, const Tensor& g, const Tensor& a, const Tensor& 
   CXR_FAIL("binary backward: unknown op");
 }
 
-const char* binary_name(BinaryOp op) {
-  switch (op) {
-    case BinaryOp::Add:
-      return "add";
-    case BinaryOp::Sub:
-      return "sub";
-    case BinaryOp::Mul:
-      return "mul";
-    case BinaryOp::Div:
-      return "div";
-    case BinaryOp::Pow:
-      return "pow";
-    case BinaryOp::Maximum:
-      return "maximum";
-    case BinaryOp::Minimum:
-      return "minimum";
-  }
-  return "binary";
-}
-
 bool reads_inputs(BinaryOp op) {
   return op != BinaryOp::Add && op != BinaryOp::Sub;
 }
@@ -186,7 +166,7 @@ void record_binary(BinaryOp op, const Tensor& out, const std::vector<Tensor>& in
   // With one tensor input: 0 when it is a, 1 when it is b.
   const int only = inputs.size() == 2 ? -1 : (inputs[0].is_same(a_val) ? 0 : 1);
   autograd::record(
-      binary_name(op), inputs, {out},
+      binary_op_name(op), inputs, {out},
       [op, a, b, ia, ib, only](const Grads& g) {
         Grads both = binary_grads(op, g[0], a, b, ia, ib);
         return only < 0 ? both : Grads{both[size_t(only)]};
@@ -209,7 +189,7 @@ Tensor binary_inplace(BinaryOp op, const Tensor& self, const Tensor& other) {
     raw::binary_(op, self, other);
     return self;
   }
-  const char* name = binary_name(op);
+  const char* name = binary_op_name(op);
   // Mul and Div need self's old value for other's gradient; self is overwritten, so copy it.
   Tensor old = other.requires_grad() && reads_inputs(op) ? raw::clone(self) : Tensor();
   Tensor result = raw::binary(op, self, other);
@@ -233,7 +213,7 @@ Tensor binary_inplace(BinaryOp op, const Tensor& self, double other) {
   Tensor result = raw::binary(op, self, other);
   const InputInfo is = info(self);
   Tensor c = raw::scalar_tensor(other, self.dtype());
-  autograd::record_inplace(binary_name(op), self, result, {self}, [op, c, is](const Grads& g) {
+  autograd::record_inplace(binary_op_name(op), self, result, {self}, [op, c, is](const Grads& g) {
     return Grads{binary_grads(op, g[0], Tensor(), c, is, constant_info(c))[0]};
   });
   return self;

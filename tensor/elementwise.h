@@ -32,6 +32,7 @@ enum class UnaryOp {
 const char* unary_op_name(UnaryOp op);
 
 enum class BinaryOp { Add, Sub, Mul, Div, Pow, Maximum, Minimum };
+const char* binary_op_name(BinaryOp op);  // "add", "mul", ...
 enum class CompareOp { Eq, Ne, Lt, Le, Gt, Ge };
 
 namespace raw {

@@ -64,8 +64,6 @@ const char* unary_op_name(UnaryOp op) {
   return "unary";
 }
 
-namespace {
-
 const char* binary_op_name(BinaryOp op) {
   switch (op) {
     case BinaryOp::Add:
@@ -85,6 +83,8 @@ const char* binary_op_name(BinaryOp op) {
   }
   return "binary";
 }
+
+namespace {
 
 const char* compare_op_name(CompareOp op) {
   switch (op) {

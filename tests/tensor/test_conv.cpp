@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/ops.h"
 
@@ -83,26 +84,6 @@ double dot(const Tensor& a, const Tensor& b) {
   for (size_t i = 0; i < av.size(); ++i) s += av[i] * bv[i];
   return s;
 }
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.sizes() == b.sizes() && a.dtype() == b.dtype() &&
-         std::memcmp(raw::contiguous(a).data_ptr(), raw::contiguous(b).data_ptr(),
-                     size_t(a.numel()) * a.element_size()) == 0;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-#define EXPECT_ERROR_CONTAINS(BODY, TEXT)                \
-  do {                                                   \
-    const std::string msg = error_of([&] BODY);          \
-    EXPECT_NE(msg.find(TEXT), std::string::npos) << msg; \
-  } while (0)
 
 }  // namespace
 
@@ -256,7 +237,7 @@ TEST(Conv2d, ResultsAreBitwiseIdenticalForAnyThreadCount) {
                       raw::conv2d_backward_weight(g, x, w.sizes(), c.p)});
     }
     for (size_t r = 1; r < runs.size(); ++r)
-      for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(bitwise_equal(runs[0][i], runs[r][i])) << r << i;
+      for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(test::bitwise_equal(runs[0][i], runs[r][i])) << r << i;
   }
   omp_set_num_threads(saved);
 }

@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/ops.h"
 
@@ -35,26 +36,6 @@ Tensor reference_mm(const Tensor& a, const Tensor& b) {
     }
   return raw::from_vector(c, {m, n}, kFloat64);
 }
-
-bool bitwise_equal(const Tensor& a, const Tensor& b) {
-  return a.sizes() == b.sizes() &&
-         std::memcmp(raw::contiguous(a).data_ptr(), raw::contiguous(b).data_ptr(),
-                     size_t(a.numel()) * a.element_size()) == 0;
-}
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-#define EXPECT_ERROR_CONTAINS(BODY, TEXT)                \
-  do {                                                   \
-    const std::string msg = error_of([&] BODY);          \
-    EXPECT_NE(msg.find(TEXT), std::string::npos) << msg; \
-  } while (0)
 
 }  // namespace
 
@@ -149,7 +130,7 @@ TEST(Matmul, BatchesAreBitwiseIdenticalForAnyThreadCount) {
     const Tensor one = raw::bmm(a, b);
     omp_set_num_threads(2);
     const Tensor two = raw::bmm(a, b);
-    EXPECT_TRUE(bitwise_equal(one, two));
+    EXPECT_TRUE(test::bitwise_equal(one, two));
   }
   omp_set_num_threads(saved);
 }

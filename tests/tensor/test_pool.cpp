@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "support/compare.h"
+#include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/ops.h"
 
@@ -36,20 +37,6 @@ Tensor strided_copy(const Tensor& t) {
   if (t.dim() == 3) return raw::permute(raw::contiguous(raw::permute(t, {1, 2, 0})), {2, 0, 1});
   return raw::permute(raw::contiguous(raw::permute(t, {0, 2, 3, 1})), {0, 3, 1, 2});
 }
-
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "(no error)";
-}
-#define EXPECT_ERROR_CONTAINS(BODY, TEXT)                \
-  do {                                                   \
-    const std::string msg = error_of([&] BODY);          \
-    EXPECT_NE(msg.find(TEXT), std::string::npos) << msg; \
-  } while (0)
 
 }  // namespace
 
