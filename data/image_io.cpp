@@ -1,7 +1,6 @@
 #include "data/image_io.h"
 
 #include <algorithm>
-#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -9,11 +8,10 @@
 #include <memory>
 #include <vector>
 
-#include <unistd.h>  // getpid for unique temporary names
-
 #include "data/csv.h"
 #include "tensor/creation.h"
 #include "tensor/error.h"
+#include "tensor/file_io.h"
 
 // stb implementations live in this translation unit only. Decoding is limited to PNG and JPEG;
 // stb's failure reasons are thread-local so concurrent loader workers report their own errors.
@@ -219,31 +217,8 @@ void write_png(const std::string& path, const Tensor& image) {
   rc = stbi_write_png_to_func(append_bytes, &out, int(w), int(h), int(c), px.data(), int(w * c));
   CXR_CHECK(rc != 0 && !out.empty(), "write_png(", path, "): PNG encoding failed");
 
-  namespace fs = std::filesystem;
-  static std::atomic<uint64_t> counter{0};
-  fs::path target(path);
-  fs::path tmp = target;
-  tmp += ".tmp" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
-  {
-    std::FILE* f = std::fopen(tmp.c_str(), "wb");
-    CXR_CHECK(f != nullptr, "write_png(", path, "): cannot create ", tmp.string(), " (",
-              std::strerror(errno), ")");
-    size_t n = std::fwrite(out.data(), 1, out.size(), f);
-    bool ok = n == out.size() && std::fflush(f) == 0;
-    ok = (std::fclose(f) == 0) && ok;
-    if (!ok) {
-      std::error_code ec;
-      fs::remove(tmp, ec);
-      CXR_FAIL("write_png(", path, "): write failed (", std::strerror(errno), ")");
-    }
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp, ec);
-    CXR_FAIL("write_png(", path, "): cannot rename the temporary file into place (", ec.message(),
-             ")");
-  }
+  write_file_atomic(path, std::string_view(reinterpret_cast<const char*>(out.data()), out.size()),
+                    "write_png(" + path + ")");
 }
 
 }  // namespace cxr::data

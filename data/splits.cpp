@@ -9,10 +9,10 @@
 #include <set>
 #include <unordered_map>
 
-#include <unistd.h>
 
 #include "data/csv.h"
 #include "tensor/error.h"
+#include "tensor/file_io.h"
 
 namespace cxr::data {
 
@@ -122,20 +122,7 @@ void write_split(const std::string& path, const Split& sp) {
     text += csv_escape(sp.train[i]) + ",train," + std::to_string(i) + "\n";
   for (const auto& id : sp.val) text += csv_escape(id) + ",val,\n";
   for (const auto& id : sp.test) text += csv_escape(id) + ",test,\n";
-  const std::string tmp = path + ".tmp" + std::to_string(::getpid());
-  {
-    std::ofstream out(tmp, std::ios::binary);
-    CXR_CHECK(out.good(), "write_split: cannot create ", tmp);
-    out << text;
-    out.flush();
-    CXR_CHECK(out.good(), "write_split: write to ", tmp, " failed");
-  }
-  std::error_code ec;
-  std::filesystem::rename(tmp, path, ec);
-  if (ec) {
-    std::filesystem::remove(tmp, ec);
-    CXR_FAIL("write_split: cannot move the split file into place at ", path);
-  }
+  write_file_atomic(path, text, "write_split");
 }
 
 Split read_split(const std::string& path) {

@@ -1,11 +1,12 @@
 // safetensors read (memory-mapped) and atomic write. Format: huggingface/safetensors README
 // ("8 bytes: N, an unsigned little-endian 64-bit integer ... N bytes: a JSON UTF-8 string ...").
 #include "tensor/safetensors.h"
+#include "tensor/file_io.h"
 
 #include <fcntl.h>     // open
 #include <sys/mman.h>  // mmap
 #include <sys/stat.h>  // fstat
-#include <unistd.h>    // close, fsync
+#include <unistd.h>    // close
 
 #include <algorithm>  // std::sort of the tensor ranges
 #include <cerrno>
@@ -17,6 +18,7 @@
 #include <nlohmann/json.hpp>  // header parsing and writing
 
 #include "tensor/creation.h"
+#include "tensor/file_io.h"
 
 namespace cxr {
 
@@ -240,35 +242,19 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   std::string text = header.dump();
   while ((8 + text.size()) % 8 != 0) text.push_back(' ');  // align the data section to 8 bytes
 
-  namespace fs = std::filesystem;
-  fs::path target(path);
-  fs::path tmp = target;
-  tmp += ".tmp." + std::to_string(::getpid());
-  {
-    std::ofstream os(tmp, std::ios::binary | std::ios::trunc);
-    CXR_CHECK(os.good(), "save_safetensors: cannot create '", tmp.string(), "'");
-    unsigned char len[8];
-    uint64_t hl = text.size();
-    for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(hl >> (8 * i));
-    os.write(reinterpret_cast<const char*>(len), 8);
-    os.write(text.data(), std::streamsize(text.size()));
-    for (const Tensor& c : contiguous)
-      os.write(static_cast<const char*>(c.data_ptr()),
-               std::streamsize(c.numel() * c.element_size()));
-    os.flush();
-    CXR_CHECK(os.good(), "save_safetensors: write to '", tmp.string(), "' failed");
-  }
-  int fd = ::open(tmp.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
-  std::error_code ec;
-  fs::rename(tmp, target, ec);
-  if (ec) {
-    fs::remove(tmp);
-    CXR_FAIL("save_safetensors: cannot move '", tmp.string(), "' to '", path, "': ", ec.message());
-  }
+  write_file_atomic(
+      path,
+      [&](std::ostream& os) {
+        unsigned char len[8];
+        uint64_t hl = text.size();
+        for (int i = 0; i < 8; ++i) len[i] = static_cast<unsigned char>(hl >> (8 * i));
+        os.write(reinterpret_cast<const char*>(len), 8);
+        os.write(text.data(), std::streamsize(text.size()));
+        for (const Tensor& c : contiguous)
+          os.write(static_cast<const char*>(c.data_ptr()),
+                   std::streamsize(c.numel() * c.element_size()));
+      },
+      "save_safetensors");
 }
 
 }  // namespace cxr
