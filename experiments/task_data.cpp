@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <cmath>
-#include <filesystem>
 #include <numeric>
 
 #include "data/candid_ptx.h"
@@ -93,7 +92,7 @@ std::string TaskData::summary() const {
          " test";
 }
 
-TaskData prepare_task_data(TaskKind task, const TrainConfig& c, const std::string& run_dir) {
+TaskData prepare_task_data(TaskKind task, const TrainConfig& c) {
   std::optional<data::Split> official;
   const data::Dataset ds = read_dataset(c, &official);
   CXR_CHECK(!ds.samples.empty(), "dataset ", c.dataset, " at '", c.data_root, "' has no samples");
@@ -108,8 +107,8 @@ TaskData prepare_task_data(TaskKind task, const TrainConfig& c, const std::strin
     cols = label_columns(ds, out.label_names);
   }
 
-  // The split: given, or made from the seed and saved with the run.
-  data::Split split;
+  // The split: given, or made from the seed (the caller saves it with the run).
+  data::Split& split = out.split;
   if (!c.split_file.empty()) {
     split = data::read_split(c.split_file);
   } else {
@@ -117,7 +116,7 @@ TaskData prepare_task_data(TaskKind task, const TrainConfig& c, const std::strin
                      : data::random_split(ds, {.test_fraction = c.test_fraction,
                                                .val_fraction = c.val_fraction,
                                                .seed = uint64_t(c.split_seed)});
-    data::write_split((std::filesystem::path(run_dir) / "split.csv").string(), split);
+    out.split_generated = true;
   }
   data::check_split(ds, split);
   const std::vector<std::string> train_ids = split.train_fraction(c.train_fraction);

@@ -12,6 +12,7 @@
 
 #include "data/loader.h"
 #include "data/sample.h"
+#include "data/splits.h"
 #include "experiments/train_config.h"
 
 namespace cxr::experiments {
@@ -20,6 +21,8 @@ struct TaskData {
   std::vector<std::string> label_names;  // classification targets (segmentation: the finding)
   std::shared_ptr<const data::Dataset> train, val, test;  // the samples of each subset
   std::shared_ptr<data::ExampleSource> train_source, val_source, test_source;
+  data::Split split;             // the split used (of the real dataset)
+  bool split_generated = false;  // made from the seed (to be saved with the run)
   int64_t real_train = 0, synthetic_train = 0;
   // Per label: positives and negatives among the training samples (known labels only).
   std::vector<int64_t> positives, negatives;
@@ -27,9 +30,8 @@ struct TaskData {
   std::string summary() const;
 };
 
-// Reads the dataset named by the config and prepares the subsets. `run_dir` receives split.csv
-// when the config names no split file. Throws naming the problem (unknown label, too few
-// synthetic images, empty subset).
-TaskData prepare_task_data(TaskKind task, const TrainConfig& config, const std::string& run_dir);
+// Reads the dataset named by the config and prepares the subsets (writing nothing). Throws naming
+// the problem (unknown label, too few synthetic images, empty subset).
+TaskData prepare_task_data(TaskKind task, const TrainConfig& config);
 
 }  // namespace cxr::experiments

@@ -11,6 +11,7 @@
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "data/csv.h"
+#include "data/splits.h"
 #include "experiments/progress.h"
 #include "nn/checkpoint.h"
 #include "nn/grad_utils.h"
@@ -118,16 +119,17 @@ struct RunState {
   }
 };
 
-void load_init_weights(nn::Module& module, const std::string& path, RunLog& log) {
+// Loads the matching tensors of a state dict (e.g. ImageNet weights); returns what it did.
+std::string load_init_weights(nn::Module& module, const std::string& path) {
   SafetensorsFile f = load_safetensors(path);
   nn::LoadReport report = module.load_state_dict(f.tensors, /*strict=*/false);
   const size_t expected = module.state_dict().size();
   const size_t skipped = report.missing_keys.size() + report.shape_mismatches.size();
   CXR_CHECK(skipped < expected, "init_weights '", path,
             "' matches no tensor of the model: ", report.str());
-  log("init_weights: loaded " + std::to_string(expected - skipped) + " of " +
-      std::to_string(expected) + " tensors from " + path +
-      (report.ok() ? "" : " (not loaded: " + report.str() + ")"));
+  return "init_weights: loaded " + std::to_string(expected - skipped) + " of " +
+         std::to_string(expected) + " tensors from " + path +
+         (report.ok() ? "" : " (not loaded: " + report.str() + ")");
 }
 
 double select_value(const TrainConfig& c, const EvalResult& r) {
@@ -150,30 +152,36 @@ nlohmann::json run_training(TaskKind kind, TrainConfig config, TrainTask& task,
   if (opt.resume) {
     CXR_CHECK(fs::exists(last_path), "--resume: '", opt.out,
               "' has no checkpoints/last.safetensors to resume from");
+    // A resumed run reuses the split it made.
+    if (config.split_file.empty() && fs::exists(dir / "split.csv"))
+      config.split_file = (dir / "split.csv").string();
   } else {
     CXR_CHECK(!fs::exists(dir / "config.json"), "run folder '", opt.out,
               "' already holds a run; continue it with --resume or choose another --out");
-    fs::create_directories(ckpt_dir);
-    write_file_atomic((dir / "config.json").string(), resolved.dump(2) + "\n", "config.json");
   }
-  RunLog log(dir / "log.txt");
-  // A resumed run reuses the split it made.
-  if (opt.resume && config.split_file.empty() && fs::exists(dir / "split.csv"))
-    config.split_file = (dir / "split.csv").string();
 
-  const TaskData data = prepare_task_data(kind, config, dir.string());
-  log(std::string(opt.resume ? "resuming " : "starting ") + config.model + " on " + data.summary());
+  // Everything that can fail on bad input happens before the run folder is touched: the data,
+  // the model and its initial weights.
+  const TaskData data = prepare_task_data(kind, config);
   task.prepare(data);
-
-  // The model, its initial weights, the optimiser and the schedule.
   nlohmann::json model_config = config.model_config;
   task.complete_model_config(model_config);
   manual_seed(config.seed);  // the layers' initialisation draws from the default generator
   std::unique_ptr<models::RunnableModel> model =
       models::build_model(config.model, models::JsonConfig(model_config, "model_config"));
   nn::Module& module = model->module();
-  if (!config.init_weights.empty()) load_init_weights(module, config.init_weights, log);
+  std::string init_report;
+  if (!config.init_weights.empty()) init_report = load_init_weights(module, config.init_weights);
   module.to(Device::parse(config.device));
+
+  if (!opt.resume) {
+    fs::create_directories(ckpt_dir);
+    if (data.split_generated) data::write_split((dir / "split.csv").string(), data.split);
+    write_file_atomic((dir / "config.json").string(), resolved.dump(2) + "\n", "config.json");
+  }
+  RunLog log(dir / "log.txt");
+  log(std::string(opt.resume ? "resuming " : "starting ") + config.model + " on " + data.summary());
+  if (!init_report.empty()) log(init_report);
 
   data::Loader train_loader(data.train_source,
                             {.batch_size = config.batch_size,
