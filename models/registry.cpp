@@ -1,0 +1,173 @@
+// The model registry (registry.h): one entry per network, each reading its reference-named keys.
+#include "models/registry.h"
+
+#include <sstream>
+
+#include "models/resnet.h"
+#include "models/unetplusplus.h"
+#include "tensor/error.h"
+
+namespace cxr::models {
+
+namespace {
+
+// A model with one input tensor "input" and its outputs computed by `fn`.
+template <typename M>
+class SingleInputModel : public RunnableModel {
+ public:
+  using Fn = std::function<TensorMap(M&, const Tensor&)>;
+  SingleInputModel(std::shared_ptr<M> model, Fn fn)
+      : model_(std::move(model)), fn_(std::move(fn)) {}
+  nn::Module& module() override { return *model_; }
+  TensorMap forward(const TensorMap& inputs) override { return fn_(*model_, inputs.at("input")); }
+
+ private:
+  std::shared_ptr<M> model_;
+  Fn fn_;
+};
+
+ModelEntry resnet_entry(const std::string& name) {
+  ModelEntry e;
+  e.name = name;
+  e.summary = "torchvision " + name + " (" +
+              (name == "resnet50" ? "Bottleneck v1.5" : std::string("BasicBlock")) +
+              "): image -> class logits";
+  e.config_keys = {"num_classes: int = 1000  outputs of fc",
+                   "in_channels: int = 3  input channels (ours: 1 for X-rays)",
+                   "base_width: int = 64  stem / layer1 width (ours: smaller for quick runs)",
+                   "zero_init_residual: bool = false  torchvision's option"};
+  e.inputs = {{"input", "float32 [N, in_channels, H, W]"}};
+  e.outputs = {{"output", "float32 [N, num_classes] logits"}};
+  e.build = [name](JsonConfig& c) -> std::unique_ptr<RunnableModel> {
+    ResNetConfig cfg = ResNetConfig::named(name);
+    cfg.num_classes = c.get_int("num_classes", cfg.num_classes);
+    cfg.in_channels = c.get_int("in_channels", cfg.in_channels);
+    cfg.base_width = c.get_int("base_width", cfg.base_width);
+    cfg.zero_init_residual = c.get_bool("zero_init_residual", cfg.zero_init_residual);
+    CXR_CHECK(cfg.num_classes >= 1, c.source(), ": num_classes must be >= 1, got ",
+              cfg.num_classes);
+    return std::make_unique<SingleInputModel<ResNet>>(std::make_shared<ResNet>(cfg),
+                                                      [](ResNet& m, const Tensor& x) {
+                                                        return TensorMap{{"output", m.forward(x)}};
+                                                      });
+  };
+  return e;
+}
+
+ModelEntry unetplusplus_entry() {
+  ModelEntry e;
+  e.name = "unetplusplus";
+  e.summary =
+      "segmentation_models_pytorch UnetPlusPlus with a ResNet encoder: image -> mask logits";
+  e.config_keys = {
+      "encoder_name: string = \"resnet34\"  resnet18 | resnet34 | resnet50",
+      "encoder_depth: int = 5  3..5",
+      "decoder_channels: [int] = [256, 128, 64, 32, 16]  one per encoder stage",
+      "in_channels: int = 3",
+      "classes: int = 1  output channels (logits)",
+      "deep_supervision: bool = false  (ours) also output the logits of the upper nested nodes",
+      "encoder_base_width: int = 64  (ours) encoder stem / layer1 width"};
+  e.inputs = {{"input", "float32 [N, in_channels, H, W], H and W divisible by 2^encoder_depth"}};
+  e.outputs = {{"output", "float32 [N, classes, H, W] logits"},
+               {"output.<k>", "with deep_supervision: the k-th supervised node's logits"}};
+  e.build = [](JsonConfig& c) -> std::unique_ptr<RunnableModel> {
+    UnetPlusPlusConfig cfg;
+    cfg.encoder_name = c.get_string("encoder_name", cfg.encoder_name);
+    cfg.encoder_depth = int(c.get_int("encoder_depth", cfg.encoder_depth));
+    cfg.decoder_channels = c.get_int_list("decoder_channels", cfg.decoder_channels);
+    cfg.in_channels = c.get_int("in_channels", cfg.in_channels);
+    cfg.classes = c.get_int("classes", cfg.classes);
+    cfg.deep_supervision = c.get_bool("deep_supervision", cfg.deep_supervision);
+    cfg.encoder_base_width = c.get_int("encoder_base_width", cfg.encoder_base_width);
+    // smp's constructor arguments that only take their default here.
+    c.ignore({"encoder_weights", "activation", "aux_params"});
+    return std::make_unique<SingleInputModel<UnetPlusPlus>>(
+        std::make_shared<UnetPlusPlus>(cfg), [](UnetPlusPlus& m, const Tensor& x) {
+          std::vector<Tensor> outs = m.forward_deep(x);
+          TensorMap out{{"output", outs.back()}};
+          for (size_t k = 0; k + 1 < outs.size(); ++k) out["output." + std::to_string(k)] = outs[k];
+          return out;
+        });
+  };
+  return e;
+}
+
+std::string names(const std::vector<ModelEntry>& entries) {
+  std::string out;
+  for (const auto& e : entries) out += (out.empty() ? "" : ", ") + e.name;
+  return out;
+}
+
+std::string doc_names(const std::vector<TensorDoc>& docs) {
+  std::string out;
+  for (const auto& d : docs) out += (out.empty() ? "" : ", ") + d.name;
+  return out.empty() ? "(none)" : out;
+}
+
+}  // namespace
+
+const std::vector<ModelEntry>& model_registry() {
+  static const std::vector<ModelEntry> entries = {resnet_entry("resnet18"),
+                                                  resnet_entry("resnet34"),
+                                                  resnet_entry("resnet50"), unetplusplus_entry()};
+  return entries;
+}
+
+const ModelEntry& find_model(const std::string& name) {
+  for (const auto& e : model_registry())
+    if (e.name == name) return e;
+  CXR_FAIL("unknown model '", name, "' (known models: ", names(model_registry()), ")");
+}
+
+std::unique_ptr<RunnableModel> build_model(const std::string& name, JsonConfig config) {
+  const ModelEntry& entry = find_model(name);
+  std::unique_ptr<RunnableModel> model = entry.build(config);
+  config.check_all_used();
+  return model;
+}
+
+void check_inputs(const ModelEntry& entry, const TensorMap& inputs) {
+  std::vector<std::string> missing, unexpected;
+  for (const auto& d : entry.inputs)
+    if (!inputs.count(d.name)) missing.push_back(d.name);
+  for (const auto& [name, t] : inputs) {
+    bool known = false;
+    for (const auto* list : {&entry.inputs, &entry.optional_inputs})
+      for (const auto& d : *list) known = known || d.name == name;
+    if (!known) unexpected.push_back(name);
+  }
+  if (missing.empty() && unexpected.empty()) return;
+  std::ostringstream msg;
+  msg << entry.name << ": ";
+  if (!missing.empty()) {
+    msg << "missing input" << (missing.size() > 1 ? "s" : "");
+    for (const auto& n : missing) msg << " '" << n << "'";
+    msg << "; ";
+  }
+  if (!unexpected.empty()) {
+    msg << "unexpected input" << (unexpected.size() > 1 ? "s" : "");
+    for (const auto& n : unexpected) msg << " '" << n << "'";
+    msg << "; ";
+  }
+  msg << "expected " << doc_names(entry.inputs);
+  if (!entry.optional_inputs.empty())
+    msg << " (optional: " << doc_names(entry.optional_inputs) << ")";
+  CXR_FAIL(msg.str());
+}
+
+std::string model_help(const ModelEntry& entry) {
+  std::ostringstream os;
+  os << entry.name << ": " << entry.summary << "\n  config keys:\n";
+  for (const auto& k : entry.config_keys) os << "    " << k << "\n";
+  auto list = [&](const char* title, const std::vector<TensorDoc>& docs) {
+    if (docs.empty()) return;
+    os << "  " << title << ":\n";
+    for (const auto& d : docs) os << "    " << d.name << "  " << d.description << "\n";
+  };
+  list("inputs", entry.inputs);
+  list("optional inputs", entry.optional_inputs);
+  list("outputs", entry.outputs);
+  return os.str();
+}
+
+}  // namespace cxr::models
