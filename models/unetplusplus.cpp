@@ -69,11 +69,10 @@ UnetPlusPlusDecoder::UnetPlusPlusDecoder(const std::vector<int64_t>& encoder_cha
                                          const std::vector<int64_t>& decoder_channels)
     : Module("UnetPlusPlusDecoder"), decoder_channels_(decoder_channels) {
   const int n = depth();
-  CXR_CHECK(
-      n >= 2 && encoder_channels.size() == decoder_channels.size() + 1,
-      "UnetPlusPlusDecoder: expected at least 2 decoder channels and one more encoder channel "
-      "count, got decoder ",
-      join(decoder_channels), " and encoder ", join(encoder_channels));
+  CXR_CHECK(n >= 2 && encoder_channels.size() == decoder_channels.size() + 1,
+            "UnetPlusPlusDecoder: expected 2 or more decoder channels and one more encoder channel "
+            "count (the input's), got decoder ",
+            join(decoder_channels), " and encoder ", join(encoder_channels));
   // As smp's constructor: drop the input's channels and reverse, deepest first. Block l (the
   // top node x_0_<l>) takes in(l) channels from below and skip(l) per concatenated map.
   const std::vector<int64_t> enc(encoder_channels.rbegin(), encoder_channels.rend() - 1);
@@ -112,7 +111,8 @@ std::map<std::string, Tensor> UnetPlusPlusDecoder::forward_nodes(
   // f[0] is the deepest map, f[n - 1] the finest skip (smp: features[1:][::-1]).
   const std::vector<Tensor> f(features.rbegin(), features.rend() - 1);
   std::map<std::string, Tensor> nodes;
-  // smp's evaluation order: diagonal by diagonal (l = column offset), deepest node first.
+  // smp's evaluation order: diagonal by diagonal (offset = l - d, smp's layer_idx), on each the
+  // coarsest node x_0_<offset> first.
   for (int offset = 0; offset + 1 < n; ++offset) {
     for (int d = 0; d + offset + 1 < n; ++d) {
       const int l = d + offset;
