@@ -575,4 +575,15 @@ Tensor classifier_free_guidance(const Tensor& uncond, const Tensor& cond, double
   return raw::add(uncond, raw::mul(raw::sub(cond, uncond), scale));
 }
 
+Tensor rescale_noise_cfg(const Tensor& guided, const Tensor& cond, double phi) {
+  CXR_CHECK(guided.shape() == cond.shape() && guided.dim() >= 2, "rescale_noise_cfg: guided ",
+            describe(guided), " and conditional ", describe(cond),
+            " predictions must have the same shape [B, ...]");
+  if (phi == 0) return guided;
+  std::vector<int64_t> dims;
+  for (int64_t d = 1; d < guided.dim(); ++d) dims.push_back(d);
+  Tensor ratio = raw::div(raw::std(cond, dims, 1, true), raw::std(guided, dims, 1, true));
+  return raw::add(raw::mul(raw::mul(guided, ratio), phi), raw::mul(guided, 1 - phi));
+}
+
 }  // namespace cxr::models

@@ -224,5 +224,9 @@ std::unique_ptr<Scheduler> load_scheduler(const std::string& path, const std::st
 
 // Classifier-free guidance (pipeline_stable_diffusion.py): uncond + scale * (cond - uncond).
 Tensor classifier_free_guidance(const Tensor& uncond, const Tensor& cond, double scale);
+// The pipeline's optional guidance_rescale φ (rescale_noise_cfg, Lin et al. 2023 §3.4): with the
+// per-sample standard deviations over all dims but the first (unbiased, as torch.std),
+// φ · guided · std(cond)/std(guided) + (1 - φ) · guided. φ = 0 returns `guided`.
+Tensor rescale_noise_cfg(const Tensor& guided, const Tensor& cond, double phi);
 
 }  // namespace cxr::models

@@ -15,6 +15,9 @@ Keys:
     noising.x0 / .noise            float32 [4, 2, 3, 3]
     noising.timesteps              int64 [4]
     noising.add_noise / .velocity  DDPMScheduler(SD config).add_noise / get_velocity
+    guidance.uncond / .cond        float32 [2, 4, 3, 3]: unconditional / conditional predictions
+    guidance.guided                uncond + 7.5 * (cond - uncond), as the SD pipeline
+    guidance.rescaled              diffusers' rescale_noise_cfg(guided, cond, 0.7)
     case.<name>.config             uint8: the scheduler's config JSON as save_config writes it
                                    (to_json_string, with _class_name)
     case.<name>.steps              int64 [1]: n for set_timesteps
@@ -34,6 +37,7 @@ import pathlib
 import diffusers
 import numpy as np
 import torch
+from diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion import rescale_noise_cfg
 from safetensors.torch import save_file
 
 OUT = pathlib.Path(__file__).resolve().parents[1] / "fixtures" / "schedulers.safetensors"
@@ -103,6 +107,15 @@ def noising(out):
     out["noising.velocity"] = s.get_velocity(x0, noise, t)
 
 
+def guidance(out):
+    g = torch.Generator().manual_seed(8)
+    uncond = torch.randn(2, 4, 3, 3, generator=g)
+    cond = torch.randn(2, 4, 3, 3, generator=g) * 2
+    guided = uncond + 7.5 * (cond - uncond)
+    out["guidance.uncond"], out["guidance.cond"], out["guidance.guided"] = uncond, cond, guided
+    out["guidance.rescaled"] = rescale_noise_cfg(guided, cond, guidance_rescale=0.7)
+
+
 def case(out, label, name, steps, eta=0.0, seed=0, **overrides):
     s = make(name, **overrides)
     s.set_timesteps(steps)
@@ -165,6 +178,7 @@ def main():
     schedules(out)
     timesteps(out)
     noising(out)
+    guidance(out)
     cases(out)
     out = {k: v.contiguous() for k, v in out.items()}
     save_file(out, str(OUT))

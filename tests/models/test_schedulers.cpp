@@ -93,6 +93,7 @@ TEST(Timesteps, EverySchedulerSpacingAndCountMatchesDiffusers) {
         if (s->kind() != SchedulerKind::EulerAncestral) continue;
         const auto& sigmas = static_cast<EulerAncestralScheduler&>(*s).sigmas();
         Tensor ours = raw::from_vector(sigmas, {int64_t(sigmas.size())});
+        // From alphas_cumprod, which differ by ulps (see above).
         EXPECT_ALL_CLOSE(ours, fx("sigmas." + suffix), 1e-6, 0);
         EXPECT_NEAR(s->init_noise_sigma(), fx_values("init_noise_sigma." + suffix)[0],
                     1e-6 * s->init_noise_sigma());
@@ -222,6 +223,15 @@ TEST(ClassifierFreeGuidance, MovesFromUncondTowardCondByTheScale) {
                    raw::from_vector(std::vector<float>{16, 32, -1}, {3}));
   EXPECT_ALL_CLOSE(classifier_free_guidance(uncond, cond, 1.0), cond);
   EXPECT_ERROR_CONTAINS(classifier_free_guidance(uncond, raw::zeros({4}), 2.0), "same shape");
+}
+
+TEST(ClassifierFreeGuidance, GuidanceAndRescaleMatchTheSdPipeline) {
+  Tensor cond = fx("guidance.cond");
+  Tensor guided = classifier_free_guidance(fx("guidance.uncond"), cond, 7.5);
+  EXPECT_ALL_CLOSE(guided, fx("guidance.guided"), 1e-6, 1e-6);
+  EXPECT_ALL_CLOSE(rescale_noise_cfg(guided, cond, 0.7), fx("guidance.rescaled"), 1e-5, 1e-6);
+  EXPECT_TRUE(test::bitwise_equal(rescale_noise_cfg(guided, cond, 0.0), guided));
+  EXPECT_ERROR_CONTAINS(rescale_noise_cfg(guided, raw::zeros({2, 4}), 0.7), "same shape");
 }
 
 TEST(SchedulerErrors, NameTheProblem) {
