@@ -312,14 +312,15 @@ Tensor Scheduler::NoiseSource::draw(const Tensor& like) const {
   return raw::to(raw::randn(like.shape(), *gen, like.dtype()), like.device());
 }
 
-int64_t Scheduler::check_step(const Tensor& model_output, double t, const Tensor& sample) const {
-  const char* op = name();
-  CXR_CHECK(num_inference_steps_ > 0, op, ": step called before set_timesteps");
-  CXR_CHECK(model_output.shape() == sample.shape(), op, ": model output ", describe(model_output),
-            " and sample ", describe(sample), " must have the same shape");
-  if (kind_ == SchedulerKind::EulerAncestral) return 0;
-  CXR_CHECK(t == std::floor(t), op, ": timestep ", t, " is not an integer");
-  schedule_.alpha_cumprod(int64_t(t), op);  // range check
+void Scheduler::check_step(const Tensor& model_output, const Tensor& sample) const {
+  CXR_CHECK(num_inference_steps_ > 0, name(), ": step called before set_timesteps");
+  CXR_CHECK(model_output.shape() == sample.shape(), name(), ": model output ",
+            describe(model_output), " and sample ", describe(sample), " must have the same shape");
+}
+
+int64_t Scheduler::integer_timestep(double t) const {
+  CXR_CHECK(t == std::floor(t), name(), ": timestep ", t, " is not an integer");
+  schedule_.alpha_cumprod(int64_t(t), name());  // range check
   return int64_t(t);
 }
 
@@ -336,7 +337,8 @@ DDPMScheduler::DDPMScheduler(const SchedulerConfig& config)
 
 Tensor DDPMScheduler::step_impl(const Tensor& model_output, double t_in, const Tensor& sample,
                                 const NoiseSource& noise) {
-  const int64_t t = check_step(model_output, t_in, sample);
+  check_step(model_output, sample);
+  const int64_t t = integer_timestep(t_in);
   // previous_timestep(): the entry after t in the schedule, -1 after the last.
   auto it = std::find(timesteps_.begin(), timesteps_.end(), t_in);
   CXR_CHECK(it != timesteps_.end(), "ddpm: timestep ", t, " is not one of the ", timesteps_.size(),
@@ -372,7 +374,8 @@ DDIMScheduler::DDIMScheduler(const SchedulerConfig& config)
 
 Tensor DDIMScheduler::step_impl(const Tensor& model_output, double t_in, const Tensor& sample,
                                 const NoiseSource& noise) {
-  const int64_t t = check_step(model_output, t_in, sample);
+  check_step(model_output, sample);
+  const int64_t t = integer_timestep(t_in);
   const int64_t prev_t = t - config_.num_train_timesteps / num_inference_steps_;
   const double final_alpha = config_.set_alpha_to_one ? 1.0 : schedule_.alpha_cumprod(0, "ddim");
   const double a_t = schedule_.alpha_cumprod(t, "ddim");
@@ -411,7 +414,8 @@ void PNDMScheduler::set_timesteps(int64_t n) {
 
 Tensor PNDMScheduler::step_impl(const Tensor& model_output, double t_in, const Tensor& sample,
                                 const NoiseSource&) {
-  int64_t t = check_step(model_output, t_in, sample);
+  check_step(model_output, sample);
+  int64_t t = integer_timestep(t_in);
   CXR_CHECK(counter_ < int64_t(timesteps_.size()), "pndm: all ", timesteps_.size(),
             " timesteps were already stepped; call set_timesteps to sample again");
   CXR_CHECK(t_in == timesteps_[size_t(counter_)], "pndm: step ", counter_, " got timestep ", t,
@@ -513,7 +517,7 @@ Tensor EulerAncestralScheduler::scale_model_input(const Tensor& sample, double t
 
 Tensor EulerAncestralScheduler::step_impl(const Tensor& model_output, double t,
                                           const Tensor& sample_in, const NoiseSource& noise) {
-  check_step(model_output, t, sample_in);
+  check_step(model_output, sample_in);
   const size_t i = size_t(step_index(t));
   // Scalars in float32 as diffusers' 0-d sigma tensors.
   const float sigma = sigmas_[i], sigma_to = sigmas_[i + 1];

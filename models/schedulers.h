@@ -136,8 +136,10 @@ class Scheduler {
   };
   virtual Tensor step_impl(const Tensor& model_output, double t, const Tensor& sample,
                            const NoiseSource& noise) = 0;
-  // Throws unless set_timesteps was called; `t` must be an integer timestep in [0, T).
-  int64_t check_step(const Tensor& model_output, double t, const Tensor& sample) const;
+  // Throws unless set_timesteps was called and the shapes agree.
+  void check_step(const Tensor& model_output, const Tensor& sample) const;
+  // t as an integer timestep; throws unless it is one in [0, num_train_timesteps).
+  int64_t integer_timestep(double t) const;
   // ᾱ of a previous timestep: ᾱ_prev_t, or `final_alpha` when prev_t < 0.
   double alpha_prev(int64_t prev_t, double final_alpha) const;
 
