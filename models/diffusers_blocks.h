@@ -86,10 +86,11 @@ class UpDecoderBlock2D : public nn::Module {
 };
 
 // The VAE's UNetMidBlock2D: resnets.0, attentions.0 (nn::Attention with group_norm, one head of
-// all channels, residual connection, bias on q/k/v), resnets.1.
+// all channels, residual connection, bias on q/k/v), resnets.1. Without attention
+// (mid_block_add_attention false) `attentions` stays empty and the resnets follow each other.
 class UNetMidBlock2D : public nn::Module {
  public:
-  UNetMidBlock2D(int64_t channels, int64_t groups, double eps);
+  UNetMidBlock2D(int64_t channels, int64_t groups, double eps, bool add_attention = true);
   Tensor forward(const Tensor& x) override;
 
   std::shared_ptr<nn::ModuleList> resnets, attentions;
