@@ -9,13 +9,21 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
+#include <iostream>
+#include <sstream>
 #include <string>
 #include <vector>
 
 #include "data/csv.h"  // read_text_file (decompresses .gz)
+#include "experiments/commands.h"
 #include "support/errors.h"
 #include "support/files.h"
 #include "support/fixtures.h"
+
+// experiments/tokenize_cmd.cpp (declared in experiments/commands.h once registered there).
+namespace cxr::experiments {
+Command register_tokenize(CLI::App& app);
+}  // namespace cxr::experiments
 
 namespace cxr::models {
 namespace {
@@ -202,6 +210,51 @@ TEST(ClipTokenizer, LearnedMerges) {
   // More merges than pairs: training stops when every word is one symbol.
   EXPECT_LT(ClipTokenizer::train({"ab ab"}, 100).merges().size(), 100u);
   EXPECT_ERROR_CONTAINS(ClipTokenizer::train(captions, -1), "num_merges must be >= 0");
+}
+
+// Runs `cxr tokenize ARGS` through its registration and returns what it printed.
+std::string run_tokenize_command(const std::vector<std::string>& args) {
+  CLI::App app("cxr");
+  const experiments::Command cmd = experiments::register_tokenize(app);
+  std::vector<std::string> argv = args;
+  argv.insert(argv.begin(), "tokenize");
+  std::reverse(argv.begin(), argv.end());  // CLI11's vector form takes the arguments reversed
+  app.parse(argv);
+  std::ostringstream out;
+  std::streambuf* old = std::cout.rdbuf(out.rdbuf());
+  try {
+    cmd.run();
+  } catch (...) {
+    std::cout.rdbuf(old);
+    throw;
+  }
+  std::cout.rdbuf(old);
+  return out.str();
+}
+
+std::string join(const std::vector<int64_t>& ids) {
+  std::string s;
+  for (int64_t id : ids) s += (s.empty() ? "" : " ") + std::to_string(id);
+  return s;
+}
+
+TEST(TokenizeCommand, PrintsIdsPerText) {
+  const ClipTokenizer& tok = openai_tokenizer();
+  test::TempDir dir;
+  tok.save(dir.dir.string());
+  const std::string folder = dir.dir.string();
+  EXPECT_EQ(run_tokenize_command({"--tokenizer", folder, "a photo of a cat", "No acute process."}),
+            join(tok("a photo of a cat").input_ids) + "\n" +
+                join(tok("No acute process.").input_ids) + "\n");
+  EXPECT_EQ(run_tokenize_command({"--tokenizer", folder, "--no-pad", "a dog"}),
+            "49406 320 1929 49407\n");
+  EXPECT_EQ(run_tokenize_command({"--tokenizer", folder, "--max-length", "4", "a b c d"}),
+            "49406 320 321 49407\n");
+  EXPECT_ERROR_CONTAINS(run_tokenize_command({"--tokenizer", folder + "/none", "x"}),
+                        "none is not a folder");
+  EXPECT_ERROR_CONTAINS(run_tokenize_command({"--tokenizer", folder, "--max-length", "1", "x"}),
+                        "max_length must be at least 2");
+  EXPECT_THROW(run_tokenize_command({"--tokenizer", folder}), CLI::ParseError);  // no text
 }
 
 }  // namespace
