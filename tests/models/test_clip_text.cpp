@@ -1,0 +1,168 @@
+// The CLIP text encoder (models/clip_text.h) against transformers' CLIPTextModel in a tiny
+// configuration with random weights (tests/golden/gen_clip_text.py ->
+// tests/fixtures/clip_text.safetensors): config.json as transformers writes it, last_hidden_state,
+// both pooling rules, the attention mask, hidden states, the gelu variant and parameter gradients;
+// then the SD1.x configuration's parameter count and key set (../shared/spec/keys/clip_text.tsv).
+#include "models/clip_text.h"
+
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "autograd/elementwise.h"
+#include "autograd/engine.h"
+#include "autograd/reduce.h"
+#include "support/compare.h"
+#include "support/errors.h"
+#include "support/fixtures.h"
+#include "tensor/creation.h"
+
+namespace cxr::models {
+namespace {
+
+const char* const kFixture = "clip_text.safetensors";
+
+Tensor fx(const std::string& key) {
+  return test::fixture_tensor(kFixture, key);
+}
+
+// The fixture's config.json, as a JsonConfig.
+JsonConfig fixture_config() {
+  const std::vector<int64_t> bytes = raw::to(fx("config"), kInt64).to_vector<int64_t>();
+  return JsonConfig(nlohmann::json::parse(std::string(bytes.begin(), bytes.end())),
+                    "clip_text fixture config.json");
+}
+
+// A model of `config` holding the fixture's weights.
+std::shared_ptr<ClipTextModel> fixture_model(ClipTextConfig config) {
+  auto m = std::make_shared<ClipTextModel>(config);
+  nn::StateDict dict;
+  for (const auto& [key, t] : test::cached_fixture(kFixture))
+    if (key.rfind("param.", 0) == 0) dict[key.substr(6)] = t;
+  m->load_state_dict(dict);  // strict: the fixture holds exactly the module's keys
+  m->eval();
+  return m;
+}
+
+ClipTextConfig tiny_config() {
+  return ClipTextConfig::from_json(fixture_config());
+}
+
+TEST(ClipText, ConfigFromTransformersJson) {
+  const ClipTextConfig c = tiny_config();
+  EXPECT_EQ(c.vocab_size, 64);
+  EXPECT_EQ(c.hidden_size, 32);
+  EXPECT_EQ(c.intermediate_size, 48);
+  EXPECT_EQ(c.num_hidden_layers, 2);
+  EXPECT_EQ(c.num_attention_heads, 4);
+  EXPECT_EQ(c.max_position_embeddings, 12);
+  EXPECT_EQ(c.hidden_act, "quick_gelu");
+  EXPECT_EQ(c.eos_token_id, 2);
+  // to_json round trip.
+  const ClipTextConfig back = ClipTextConfig::from_json(JsonConfig(c.to_json(), "round trip"));
+  EXPECT_EQ(back.to_json(), c.to_json());
+}
+
+TEST(ClipText, ForwardMatchesTransformers) {
+  auto m = fixture_model(tiny_config());
+  const ClipTextOutput out = m->forward(fx("input_ids"), {}, /*output_hidden_states=*/true);
+  EXPECT_ALL_CLOSE(out.last_hidden_state, fx("last_hidden_state"), 1e-4, 1e-5);
+  EXPECT_ALL_CLOSE(out.pooler_output, fx("pooler_output"), 1e-4, 1e-5);
+  ASSERT_EQ(out.hidden_states.size(), 3u);
+  for (size_t i = 0; i < out.hidden_states.size(); ++i)
+    EXPECT_ALL_CLOSE(out.hidden_states[i], fx("hidden_state." + std::to_string(i)), 1e-4, 1e-5)
+        << "hidden state " << i;
+  // The single-input forward is last_hidden_state; int32 ids give the same.
+  EXPECT_ALL_CLOSE(m->forward(fx("input_ids")), fx("last_hidden_state"), 1e-4, 1e-5);
+  EXPECT_ALL_CLOSE(m->forward(raw::to(fx("input_ids"), kInt32)), fx("last_hidden_state"), 1e-4,
+                   1e-5);
+}
+
+TEST(ClipText, AttentionMaskAndPoolingRules) {
+  auto m = fixture_model(tiny_config());
+  EXPECT_ALL_CLOSE(m->forward(fx("input_ids"), fx("attention_mask")).last_hidden_state,
+                   fx("masked_last_hidden_state"), 1e-4, 1e-5);
+  ClipTextConfig eos40 = tiny_config();
+  eos40.eos_token_id = 40;
+  EXPECT_ALL_CLOSE(fixture_model(eos40)->forward(fx("input_ids"), {}).pooler_output,
+                   fx("pooler_output_eos40"), 1e-4, 1e-5);
+  ClipTextConfig gelu = tiny_config();
+  gelu.hidden_act = "gelu";
+  EXPECT_ALL_CLOSE(fixture_model(gelu)->forward(fx("input_ids")), fx("gelu_last_hidden_state"),
+                   1e-4, 1e-5);
+}
+
+TEST(ClipText, GradientsMatchTransformers) {
+  auto m = fixture_model(tiny_config());
+  const ClipTextOutput out = m->forward(fx("input_ids"), {});
+  const Tensor loss = add(sum(mul(out.last_hidden_state, fx("loss_weight_hidden"))),
+                          sum(mul(out.pooler_output, fx("loss_weight_pooled"))));
+  backward(loss);
+  int compared = 0;
+  for (const auto& [key, expected] : test::cached_fixture(kFixture)) {
+    if (key.rfind("grad.", 0) != 0) continue;
+    const Tensor g = m->tensor(key.substr(5)).grad();
+    ASSERT_TRUE(g.defined()) << key;
+    EXPECT_ALL_CLOSE(g, expected, 1e-4, 1e-5) << key;
+    ++compared;
+  }
+  EXPECT_EQ(compared, 4);
+}
+
+TEST(ClipText, Sd1ConfigKeysAndParameterCount) {
+  const ClipTextModel m;  // the defaults: openai/clip-vit-large-patch14's text config
+  EXPECT_EQ(m.num_parameters(), 123060480);
+  std::map<std::string, Shape> expected;
+  std::ifstream tsv(test::shared_data_path("../spec/keys/clip_text.tsv"));
+  ASSERT_TRUE(tsv) << "cannot open ../shared/spec/keys/clip_text.tsv";
+  std::string line;
+  while (std::getline(tsv, line)) {
+    if (line.empty()) continue;
+    const size_t tab = line.find('\t');
+    ASSERT_NE(tab, std::string::npos) << line;
+    Shape shape;
+    std::stringstream dims(line.substr(tab + 1));
+    char c;
+    int64_t d;
+    dims >> c;  // '['
+    while (dims >> d) {
+      shape.push_back(d);
+      dims >> c;  // ',' or ']'
+    }
+    expected[line.substr(0, tab)] = shape;
+  }
+  ASSERT_EQ(expected.size(), 196u);
+  std::map<std::string, Shape> actual;
+  for (const auto& [key, t] : m.state_dict()) actual[key] = t.shape();
+  EXPECT_EQ(actual, expected);
+}
+
+TEST(ClipText, Errors) {
+  ClipTextConfig c = tiny_config();
+  auto m = fixture_model(c);
+  EXPECT_ERROR_CONTAINS(m->forward(raw::zeros({2, 13}, kInt64)),
+                        "sequence length 13 must be in [1, max_position_embeddings = 12]");
+  EXPECT_ERROR_CONTAINS(m->forward(raw::full({1, 4}, 64, kInt64)),
+                        "token id 64 is outside the vocabulary [0, 64)");
+  EXPECT_ERROR_CONTAINS(m->forward(raw::zeros({4}, kInt64)), "expected input_ids int64");
+  EXPECT_ERROR_CONTAINS(m->forward(raw::zeros({1, 4}, kFloat32)), "expected input_ids int64");
+  EXPECT_ERROR_CONTAINS(m->forward(raw::zeros({1, 4}, kInt64), raw::ones({1, 3}, kInt64)),
+                        "attention_mask [1, 3] must have the shape of input_ids [1, 4]");
+  c.num_attention_heads = 5;
+  EXPECT_ERROR_CONTAINS(ClipTextModel{c},
+                        "hidden_size 32 must be divisible by num_attention_heads 5");
+  nlohmann::json j = tiny_config().to_json();
+  j["hidden_act"] = "relu";
+  EXPECT_ERROR_CONTAINS(ClipTextConfig::from_json(JsonConfig(j, "cfg.json")),
+                        "cfg.json: CLIPTextModel: hidden_act 'relu' is not supported");
+  j = tiny_config().to_json();
+  j["num_layers"] = 3;
+  EXPECT_ERROR_CONTAINS(ClipTextConfig::from_json(JsonConfig(j, "cfg.json")), "num_layers");
+}
+
+}  // namespace
+}  // namespace cxr::models
