@@ -24,8 +24,8 @@ struct ResNetConfig {
   ResNetBlock block = ResNetBlock::Basic;
   std::vector<int64_t> layers = {2, 2, 2, 2};  // blocks per stage (four stages)
   int64_t in_channels = 3;
-  int64_t num_classes = 1000;  // 0: no fc (an encoder); forward() then returns pooled features
-  int64_t base_width = 64;     // channels of the stem and of layer1's 3x3 (torchvision: 64)
+  int64_t num_classes = 1000;       // 0: no fc (an encoder); forward() then returns pooled features
+  int64_t base_width = 64;          // channels of the stem and of layer1's 3x3 (torchvision: 64)
   bool zero_init_residual = false;  // torchvision's option: last BN of each block starts at 0
 
   // "resnet18" {2,2,2,2} Basic, "resnet34" {3,4,6,3} Basic, "resnet50" {3,4,6,3} Bottleneck;
@@ -52,10 +52,16 @@ class ResNet : public nn::Module {
   const ResNetConfig& config() const { return config_; }
 
  private:
+  // Throws naming the model when x is not [N, in_channels, H, W] or, in training, when the
+  // 1/2^depth map would leave BatchNorm one value per channel.
+  void check_input(const Tensor& x, int depth) const;
+
   ResNetConfig config_;
   std::shared_ptr<nn::Conv2d> conv1_;
   std::shared_ptr<nn::BatchNorm2d> bn1_;
+  std::shared_ptr<nn::MaxPool2d> maxpool_;
   std::shared_ptr<nn::Sequential> layers_[4];
+  std::shared_ptr<nn::AdaptiveAvgPool2d> avgpool_;
   std::shared_ptr<nn::Linear> fc_;  // null when num_classes == 0
 };
 
