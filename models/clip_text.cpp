@@ -271,4 +271,20 @@ Tensor ClipTextModel::forward(const Tensor& input_ids) {
   return forward(input_ids, {}).last_hidden_state;
 }
 
+nn::StateDict ClipTextModel::checkpoint_state_dict(const nn::StateDict& dict) {
+  const std::string prefix = "text_model.";
+  auto starts = [](const std::string& key, const char* p) { return key.rfind(p, 0) == 0; };
+  nn::StateDict out;
+  for (const auto& [key, t] : dict) {
+    // The text tower's own keys as transformers 5 saves them get the prefix back.
+    const bool bare =
+        starts(key, "embeddings.") || starts(key, "encoder.") || starts(key, "final_layer_norm.");
+    const std::string name = bare ? prefix + key : key;
+    // transformers' CLIPTextEmbeddings.position_ids: persistent before 4.31, arange(77) anyway.
+    if (name == prefix + "embeddings.position_ids") continue;
+    out[name] = t;
+  }
+  return out;
+}
+
 }  // namespace cxr::models

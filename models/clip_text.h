@@ -8,9 +8,9 @@
 // The state dict is transformers' ("text_model.embeddings.token_embedding.weight",
 // "text_model.encoder.layers.0.self_attn.q_proj.weight", "text_model.final_layer_norm.bias", ...):
 // with the default (SD1.x) configuration 196 tensors, 123,060,480 parameters. Older checkpoints'
-// buffer "text_model.embeddings.position_ids" is not part of it (load with strict = false, or drop
-// that key). Dropout settings (attention_dropout, dropout) are read but not applied:
-// CLIPTextModel's uses are inference and fine-tuning with 0.
+// buffer "text_model.embeddings.position_ids" is not part of it, and transformers 5 saves the keys
+// without "text_model.": checkpoint_state_dict() maps both. Dropout settings (attention_dropout,
+// dropout) are read but not applied: CLIPTextModel's uses are inference and fine-tuning with 0.
 #pragma once
 
 #include <cstdint>
@@ -106,6 +106,12 @@ class ClipTextModel : public nn::Module {
                          bool output_hidden_states = false);
   // last_hidden_state of forward(input_ids, {}).
   Tensor forward(const Tensor& input_ids) override;
+
+  // A text-encoder checkpoint's state dict in this module's names: keys saved by transformers 5
+  // (no "text_model." level: "embeddings.token_embedding.weight") get the prefix back, and the
+  // position_ids buffer of checkpoints saved before transformers 4.31 is dropped. Other keys are
+  // kept as they are, for load_state_dict to report.
+  static nn::StateDict checkpoint_state_dict(const nn::StateDict& dict);
 
   const ClipTextConfig config;
   nn::Module& text_model() { return *text_model_; }

@@ -110,7 +110,9 @@ constexpr ClassRange kClassRanges[] = {
     {0x482, 0x489, CharClass::Other},     // Cyrillic thousands sign, combining marks
     {0x55A, 0x55F, CharClass::Other},     // Armenian punctuation
     {0x589, 0x58A, CharClass::Other},     // Armenian full stop, hyphen
+    {0x58D, 0x58F, CharClass::Other},     // Armenian symbols, dram sign
     {0x591, 0x5CF, CharClass::Other},     // Hebrew points and punctuation
+    {0x5F3, 0x5F4, CharClass::Other},     // Hebrew geresh, gershayim
     {0x600, 0x61F, CharClass::Other},     // Arabic signs and punctuation
     {0x64B, 0x65F, CharClass::Other},     // Arabic harakat
     {0x660, 0x669, CharClass::Number},    // Arabic-Indic digits
@@ -163,7 +165,21 @@ constexpr ClassRange kClassRanges[] = {
     {0x3099, 0x309C, CharClass::Other},   // kana voicing marks
     {0x30A0, 0x30A0, CharClass::Other},   // katakana double hyphen
     {0x30FB, 0x30FB, CharClass::Other},   // katakana middle dot
-    {0x3200, 0x33FF, CharClass::Other},   // enclosed CJK, CJK compatibility
+    {0x3190, 0x3191, CharClass::Other},   // kanbun marks
+    {0x3192, 0x3195, CharClass::Number},  // kanbun numbers
+    {0x3196, 0x319F, CharClass::Other},   //
+    {0x31C0, 0x31E3, CharClass::Other},   // CJK strokes
+    {0x3200, 0x321F, CharClass::Other},   // enclosed CJK letters and months
+    {0x3220, 0x3229, CharClass::Number},  // parenthesised ideographic numbers
+    {0x322A, 0x3247, CharClass::Other},   //
+    {0x3248, 0x324F, CharClass::Number},  // circled numbers on black squares
+    {0x3250, 0x3250, CharClass::Other},   //
+    {0x3251, 0x325F, CharClass::Number},  // circled numbers 21..35
+    {0x3260, 0x327F, CharClass::Other},   //
+    {0x3280, 0x3289, CharClass::Number},  // circled ideographic numbers
+    {0x328A, 0x32B0, CharClass::Other},   //
+    {0x32B1, 0x32BF, CharClass::Number},  // circled numbers 36..50
+    {0x32C0, 0x33FF, CharClass::Other},   // CJK compatibility
     {0x4DC0, 0x4DFF, CharClass::Other},   // hexagrams
     {0xD800, 0xF8FF, CharClass::Other},   // surrogates, private use
     {0xFD3E, 0xFD3F, CharClass::Other},   // ornate parentheses
@@ -178,6 +194,16 @@ constexpr ClassRange kClassRanges[] = {
     {0x1F000, 0x1FAFF, CharClass::Other},   // emoji and pictographs
     {0xE0000, 0x10FFFF, CharClass::Other},  // tags, variation selectors, private use
 };
+
+// The binary search in char_class needs sorted, disjoint ranges.
+constexpr bool ranges_sorted() {
+  for (size_t i = 0; i < std::size(kClassRanges); ++i)
+    if (kClassRanges[i].lo > kClassRanges[i].hi ||
+        (i > 0 && kClassRanges[i - 1].hi >= kClassRanges[i].lo))
+      return false;
+  return true;
+}
+static_assert(ranges_sorted(), "kClassRanges must be sorted and disjoint");
 
 CharClass char_class(char32_t c) {
   if (is_space(c)) return CharClass::Space;

@@ -20,6 +20,7 @@
 #include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/creation.h"
+#include "tensor/views.h"
 
 namespace cxr::models {
 namespace {
@@ -139,6 +140,26 @@ TEST(ClipText, Sd1ConfigKeysAndParameterCount) {
   std::map<std::string, Shape> actual;
   for (const auto& [key, t] : m.state_dict()) actual[key] = t.shape();
   EXPECT_EQ(actual, expected);
+}
+
+// transformers 5 saves CLIPTextModel without "text_model."; old checkpoints carry position_ids.
+TEST(ClipText, CheckpointKeys) {
+  nn::StateDict v5, old;
+  for (const auto& [key, t] : test::cached_fixture(kFixture)) {
+    if (key.rfind("param.text_model.", 0) != 0) continue;
+    v5[key.substr(17)] = t;
+    old[key.substr(6)] = t;
+  }
+  old["text_model.embeddings.position_ids"] = raw::reshape(raw::arange(0, 12, 1, kInt64), {1, 12});
+  for (const nn::StateDict* dict : {&v5, &old}) {
+    auto m = std::make_shared<ClipTextModel>(tiny_config());
+    m->load_state_dict(ClipTextModel::checkpoint_state_dict(*dict));  // strict
+    EXPECT_ALL_CLOSE(m->forward(fx("input_ids")), fx("last_hidden_state"), 1e-4, 1e-5);
+  }
+  // Keys of other models pass through for load_state_dict to report.
+  const nn::StateDict other =
+      ClipTextModel::checkpoint_state_dict({{"vision_model.x", v5.begin()->second}});
+  EXPECT_EQ(other.count("vision_model.x"), 1u);
 }
 
 TEST(ClipText, Errors) {
