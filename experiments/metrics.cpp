@@ -6,7 +6,8 @@
 #include <cmath>
 #include <numeric>
 
-#include "tensor/dtype.h"  // is_floating
+#include "tensor/creation.h"  // to(device)
+#include "tensor/dtype.h"     // is_floating
 
 namespace cxr::experiments {
 
@@ -186,7 +187,9 @@ void DiceAccumulator::add(const Tensor& probs, const Tensor& target) {
             " must have the shape of probs ", describe(probs));
   const int64_t images = probs.size(0);
   if (images == 0) return;
-  const std::vector<double> p = probs.to_vector<double>(), g = target.to_vector<double>();
+  // Copied to the host (a no-op for CPU tensors), so that GPU outputs can be fed directly.
+  const std::vector<double> p = raw::to(probs, Device::cpu()).to_vector<double>();
+  const std::vector<double> g = raw::to(target, Device::cpu()).to_vector<double>();
   const size_t pixels = p.size() / size_t(images);
   for (int64_t n = 0; n < images; ++n) {
     int64_t tp = 0, fp = 0, fn = 0;

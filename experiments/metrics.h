@@ -70,7 +70,8 @@ class DiceAccumulator {
   explicit DiceAccumulator(double threshold = 0.5);
 
   // probs: probabilities in [0, 1], floating, [N, 1, H, W] or [N, H, W]; target: the same shape,
-  // any dtype, positive where > 0.5. Throws on a shape mismatch or values outside [0, 1].
+  // any dtype, positive where > 0.5; on any device (copied to the host). Throws on a shape
+  // mismatch or values outside [0, 1].
   void add(const Tensor& probs, const Tensor& target);
 
   struct Result {
