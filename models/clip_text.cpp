@@ -43,7 +43,7 @@ void init_linear(nn::Linear& l, double std, Generator& gen) {
 
 // ---- config ----
 
-ClipTextConfig ClipTextConfig::from_json(JsonConfig j) {
+ClipTextConfig ClipTextConfig::read(JsonConfig& j) {
   ClipTextConfig c;
   c.vocab_size = j.get_int("vocab_size", c.vocab_size);
   c.hidden_size = j.get_int("hidden_size", c.hidden_size);
@@ -60,12 +60,17 @@ ClipTextConfig ClipTextConfig::from_json(JsonConfig j) {
   // Keys of transformers' config.json without effect on CLIPTextModel here.
   j.ignore({"_*", "architectures", "model_type", "torch_dtype", "dtype", "transformers_version",
             "projection_dim", "attention_dropout", "dropout", "initializer_range"});
-  j.check_all_used();
   try {
     check_config(c);
   } catch (const Error& e) {
     CXR_FAIL(j.source(), ": ", e.what());
   }
+  return c;
+}
+
+ClipTextConfig ClipTextConfig::from_json(JsonConfig j) {
+  const ClipTextConfig c = read(j);
+  j.check_all_used();
   return c;
 }
 
@@ -285,6 +290,55 @@ nn::StateDict ClipTextModel::checkpoint_state_dict(const nn::StateDict& dict) {
     out[name] = t;
   }
   return out;
+}
+
+namespace {
+
+// CLIPTextModel over named tensors for the registry.
+class RunnableClipText : public RunnableModel {
+ public:
+  explicit RunnableClipText(const ClipTextConfig& config)
+      : model_(std::make_shared<ClipTextModel>(config)) {}
+  nn::Module& module() override { return *model_; }
+  TensorMap forward(const TensorMap& inputs) override {
+    const auto mask = inputs.find("attention_mask");
+    const ClipTextOutput out =
+        model_->forward(inputs.at("input_ids"), mask == inputs.end() ? Tensor() : mask->second);
+    return {{"last_hidden_state", out.last_hidden_state}, {"pooler_output", out.pooler_output}};
+  }
+
+ private:
+  std::shared_ptr<ClipTextModel> model_;
+};
+
+}  // namespace
+
+ModelEntry clip_text_registry_entry() {
+  ModelEntry e;
+  e.name = "clip_text";
+  e.summary = "transformers CLIPTextModel (SD1.x text encoder): token ids -> hidden states";
+  e.config_keys = {
+      "vocab_size: int = 49408",
+      "hidden_size: int = 768",
+      "intermediate_size: int = 3072",
+      "num_hidden_layers: int = 12",
+      "num_attention_heads: int = 12",
+      "max_position_embeddings: int = 77",
+      "hidden_act: string = \"quick_gelu\"  quick_gelu | gelu | gelu_new | gelu_pytorch_tanh",
+      "layer_norm_eps: float = 1e-5",
+      "eos_token_id: int = 2  2: pool at the largest id; else at the first eos_token_id",
+      "bos_token_id: int = 0, pad_token_id: int = 1  (recorded only)",
+      "initializer_factor: float = 1.0  init scale",
+      "(accepted, no effect: architectures, model_type, projection_dim, dropout, "
+      "attention_dropout, initializer_range, torch_dtype, transformers_version, _*)"};
+  e.inputs = {{"input_ids", "int64 [N, L], L <= max_position_embeddings (77)"}};
+  e.optional_inputs = {{"attention_mask", "[N, L]: 1 = token, 0 = padding (SD passes none)"}};
+  e.outputs = {{"last_hidden_state", "float32 [N, L, hidden_size] (SD's encoder_hidden_states)"},
+               {"pooler_output", "float32 [N, hidden_size]: the EOS position's state"}};
+  e.build = [](JsonConfig& c) -> std::unique_ptr<RunnableModel> {
+    return std::make_unique<RunnableClipText>(ClipTextConfig::read(c));
+  };
+  return e;
 }
 
 }  // namespace cxr::models

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "models/json_config.h"
+#include "models/registry.h"  // ModelEntry
 #include "nn/nn.h"
 
 namespace cxr::models {
@@ -41,8 +42,11 @@ struct ClipTextConfig {
   int64_t pad_token_id = 1;
   double initializer_factor = 1.0;  // scales the init standard deviations (init_weights)
 
-  // Reads a transformers CLIPTextConfig config.json; unknown keys throw, naming them. Keys without
-  // effect here (architectures, projection_dim, dropout, ...) are accepted.
+  // Reads the keys of a transformers CLIPTextConfig config.json from `config`, marking those
+  // without effect here (architectures, projection_dim, dropout, ...) as read; unknown keys are
+  // left for the caller's check_all_used (as the model registry does).
+  static ClipTextConfig read(JsonConfig& config);
+  // read() followed by check_all_used(): unknown keys throw, naming them.
   static ClipTextConfig from_json(JsonConfig config);
   static ClipTextConfig from_file(const std::string& path);
   // The config.json transformers writes for this configuration (model_type "clip_text_model").
@@ -122,5 +126,10 @@ class ClipTextModel : public nn::Module {
  private:
   std::shared_ptr<nn::Module> text_model_;
 };
+
+// The model registry's entry "clip_text" (models/registry.h): the config is the reference's
+// config.json; input_ids (int64 [N, L]) and optional attention_mask -> last_hidden_state,
+// pooler_output.
+ModelEntry clip_text_registry_entry();
 
 }  // namespace cxr::models

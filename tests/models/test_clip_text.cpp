@@ -7,6 +7,7 @@
 
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <fstream>
 #include <map>
 #include <sstream>
@@ -160,6 +161,60 @@ TEST(ClipText, CheckpointKeys) {
   const nn::StateDict other =
       ClipTextModel::checkpoint_state_dict({{"vision_model.x", v5.begin()->second}});
   EXPECT_EQ(other.count("vision_model.x"), 1u);
+}
+
+double std_of(const Tensor& t) {
+  const std::vector<double> v = raw::to(t, kFloat64).to_vector<double>();
+  double sum = 0, sq = 0;
+  for (double x : v) sum += x;
+  const double mean = sum / double(v.size());
+  for (double x : v) sq += (x - mean) * (x - mean);
+  return std::sqrt(sq / double(v.size()));
+}
+
+// transformers' CLIP _init_weights standard deviations (hidden 64, 2 layers, factor 1).
+TEST(ClipText, InitFollowsTransformers) {
+  ClipTextConfig c;
+  c.vocab_size = 500;
+  c.hidden_size = 64;
+  c.intermediate_size = 128;
+  c.num_hidden_layers = 2;
+  c.num_attention_heads = 4;
+  Generator gen(7);
+  ClipTextModel m(c);
+  m.init_weights(gen);
+  auto sd = [&](const std::string& name) { return std_of(m.tensor(name)); };
+  const std::string l0 = "text_model.encoder.layers.0.";
+  EXPECT_NEAR(sd("text_model.embeddings.token_embedding.weight"), 0.02, 0.001);
+  EXPECT_NEAR(sd(l0 + "self_attn.q_proj.weight"), 0.125 * 0.5, 0.003);    // D^-0.5 (2L)^-0.5
+  EXPECT_NEAR(sd(l0 + "self_attn.out_proj.weight"), 0.125, 0.005);        // D^-0.5
+  EXPECT_NEAR(sd(l0 + "mlp.fc1.weight"), 1.0 / std::sqrt(128.0), 0.004);  // (2D)^-0.5
+  EXPECT_NEAR(sd(l0 + "mlp.fc2.weight"), 0.125 * 0.5, 0.003);
+  EXPECT_EQ(std_of(m.tensor(l0 + "self_attn.q_proj.bias")), 0.0);
+  EXPECT_EQ(std_of(m.tensor(l0 + "layer_norm1.weight")), 0.0);
+  EXPECT_EQ(m.tensor(l0 + "layer_norm1.weight").to_vector<float>()[0], 1.0f);
+}
+
+// The registry entry (added to model_registry() by the integrator) runs the same model.
+TEST(ClipText, RegistryEntry) {
+  const ModelEntry e = clip_text_registry_entry();
+  EXPECT_EQ(e.name, "clip_text");
+  JsonConfig config = fixture_config();
+  std::unique_ptr<RunnableModel> m = e.build(config);
+  config.check_all_used();  // every key of transformers' config.json is read or accepted
+  nn::StateDict dict;
+  for (const auto& [key, t] : test::cached_fixture(kFixture))
+    if (key.rfind("param.", 0) == 0) dict[key.substr(6)] = t;
+  m->module().load_state_dict(dict);
+  m->module().eval();
+  check_inputs(e, {{"input_ids", fx("input_ids")}, {"attention_mask", fx("attention_mask")}});
+  const TensorMap out = m->forward({{"input_ids", fx("input_ids")}});
+  EXPECT_ALL_CLOSE(out.at("last_hidden_state"), fx("last_hidden_state"), 1e-4, 1e-5);
+  EXPECT_ALL_CLOSE(out.at("pooler_output"), fx("pooler_output"), 1e-4, 1e-5);
+  const TensorMap masked =
+      m->forward({{"input_ids", fx("input_ids")}, {"attention_mask", fx("attention_mask")}});
+  EXPECT_ALL_CLOSE(masked.at("last_hidden_state"), fx("masked_last_hidden_state"), 1e-4, 1e-5);
+  EXPECT_NE(model_help(e).find("pooler_output"), std::string::npos);
 }
 
 TEST(ClipText, Errors) {
