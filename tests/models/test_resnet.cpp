@@ -9,6 +9,8 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <map>
+#include <memory>
 
 #include "autograd/elementwise.h"  // mul
 #include "autograd/engine.h"
@@ -113,6 +115,19 @@ void expect_tiny_matches_torchvision(const std::string& c, const std::string& mo
   }
 }
 
+// Real-size models take seconds to build (and 5x that under ASan): each configuration is built
+// once per process. "resnet50_1" is resnet50 with one class.
+ResNet& shared_model(const std::string& name) {
+  static std::map<std::string, std::unique_ptr<ResNet>> models;
+  auto& m = models[name];
+  if (!m) {
+    ResNetConfig c = ResNetConfig::named(name == "resnet50_1" ? "resnet50" : name);
+    if (name == "resnet50_1") c.num_classes = 1;
+    m = std::make_unique<ResNet>(c);
+  }
+  return *m;
+}
+
 std::map<std::string, Shape> shapes(const nn::StateDict& dict) {
   std::map<std::string, Shape> out;
   for (const auto& [name, t] : dict) out[name] = t.shape();
@@ -159,7 +174,7 @@ TEST(ResNet, FeaturesAreSmpEncoderOutputs) {
 }
 
 TEST(ResNet, FeatureChannelsAndNumFeatures) {
-  ResNet r18(ResNetConfig::named("resnet18"));
+  const ResNet& r18 = shared_model("resnet18");
   EXPECT_EQ(r18.feature_channels(), (std::vector<int64_t>{3, 64, 64, 128, 256, 512}));
   EXPECT_EQ(r18.num_features(), 512);
   ResNetConfig c = ResNetConfig::named("resnet50");
@@ -173,11 +188,9 @@ TEST(ResNet, FeatureChannelsAndNumFeatures) {
 
 // Real sizes with the formula weights: resnet50 (1000 classes, 3 channels) and resnet18 (1 class,
 // 1 channel), input [2, C, 64, 64].
-void expect_real_matches_torchvision(const std::string& c, ResNetConfig config,
-                                     const std::string& mode) {
+void expect_real_matches_torchvision(const std::string& c, ResNet& m, const std::string& mode) {
   SCOPED_TRACE(c + " " + mode);
-  ResNet m(config);
-  test::fill_formula_weights(m);
+  test::fill_formula_weights(m);  // also undoes the previous mode's running-statistics update
   Tensor x = input_leaf(c + ".x");
   Tensor out = forward_backward(m, x, fx(c + ".gy"), mode);
   EXPECT_TRUE(close(out, fx(c + "." + mode + ".out"), mode == "train" ? 1e-3 : 1e-4));
@@ -200,42 +213,52 @@ void expect_real_matches_torchvision(const std::string& c, ResNetConfig config,
 
 TEST(ResNet, RealResNet50MatchesTorchvisionWithFormulaWeights) {
   for (const std::string mode : {"train", "eval"})
-    expect_real_matches_torchvision("real50", ResNetConfig::named("resnet50"), mode);
+    expect_real_matches_torchvision("real50", shared_model("resnet50"), mode);
 }
 
 TEST(ResNet, RealResNet18MatchesTorchvisionWithFormulaWeights) {
   ResNetConfig c = ResNetConfig::named("resnet18");
   c.in_channels = 1;
   c.num_classes = 1;
+  ResNet m(c);
   for (const std::string mode : {"train", "eval"})
-    expect_real_matches_torchvision("real18", c, mode);
+    expect_real_matches_torchvision("real18", m, mode);
 }
 
 TEST(ResNet, StateDictNamesShapesAndCountsAreTorchvisions) {
+  // The counts of the spec (downstream.md §4), which the fixture must agree with.
+  const std::map<std::string, int64_t> spec = {{"resnet50", 25557032}, {"resnet50_1", 23510081}};
   for (const std::string name : {"resnet18", "resnet34", "resnet50", "resnet50_1"}) {
     SCOPED_TRACE(name);
-    ResNetConfig c = ResNetConfig::named(name == "resnet50_1" ? "resnet50" : name);
-    if (name == "resnet50_1") c.num_classes = 1;
-    ResNet m(c);
+    const ResNet& m = shared_model(name);
     std::map<std::string, Shape> expected;
     for (const auto& [key, t] : entries(name + ".shape.")) expected[key] = t.to_vector<int64_t>();
     ASSERT_GT(expected.size(), size_t(100));
     EXPECT_EQ(shapes(m.state_dict()), expected);
-    EXPECT_EQ(m.num_parameters(), int64_t(fx(name + ".num_parameters").item()));
+    const int64_t count = int64_t(fx(name + ".num_parameters").item());
+    EXPECT_EQ(m.num_parameters(), count);
+    if (spec.count(name)) {
+      EXPECT_EQ(count, spec.at(name));
+    }
   }
-  // The counts of the spec (downstream.md §4).
-  EXPECT_EQ(ResNet(ResNetConfig::named("resnet50")).num_parameters(), 25557032);
+}
+
+TEST(ResNet, WithoutFcTheParametersAreTheSpecEncoderCount) {
+  // 23,508,032 (downstream.md §4): resnet50 without fc; built at base width 64 it costs a real-size
+  // init, so the count is checked as resnet50_1's minus its 2048 -> 1 fc.
   ResNetConfig c = ResNetConfig::named("resnet50");
-  c.num_classes = 1;
-  EXPECT_EQ(ResNet(c).num_parameters(), 23510081);
+  c.base_width = 8;
   c.num_classes = 0;
   ResNet encoder(c);
-  EXPECT_EQ(encoder.num_parameters(), 23508032);
   EXPECT_THROW(encoder.submodule("fc"), Error);
+  c.num_classes = 1;
+  EXPECT_EQ(ResNet(c).num_parameters() - encoder.num_parameters(), 256 + 1);
+  EXPECT_EQ(shared_model("resnet50_1").num_parameters() - (2048 + 1), 23508032);
 }
 
 TEST(ResNet, InitIsTorchvisions) {
   ResNetConfig c = ResNetConfig::named("resnet18");
+  c.base_width = 16;  // the statistics need no real size
   Generator gen(7);
   ResNet m(c, gen);
   // kaiming_normal(fan_out, relu): std sqrt(2 / (out_channels * kh * kw)).
@@ -254,8 +277,8 @@ TEST(ResNet, InitIsTorchvisions) {
   // BatchNorm weight 1, bias 0, running statistics 0 / 1.
   EXPECT_EQ(max_abs(raw::add(m.tensor("layer2.1.bn2.weight"), -1.0)), 0.0);
   EXPECT_EQ(max_abs(m.tensor("layer2.1.bn2.bias")), 0.0);
-  // fc: nn.Linear's default init, U(-1/sqrt(512), 1/sqrt(512)).
-  const double bound = 1.0 / std::sqrt(512.0);
+  // fc: nn.Linear's default init, U(-1/sqrt(in), 1/sqrt(in)) with in = 8 * 16.
+  const double bound = 1.0 / std::sqrt(128.0);
   EXPECT_LE(max_abs(m.tensor("fc.weight")), bound);
   EXPECT_GT(max_abs(m.tensor("fc.weight")), 0.99 * bound);
   EXPECT_LE(max_abs(m.tensor("fc.bias")), bound);
