@@ -22,7 +22,8 @@ weights; the printout gives PyTorch's own float32 error against it. Per case:
 Real size (no weights stored): the formula weights of tests/golden/formula_weights.py,
     real50: torchvision resnet50() (1000 classes), input [2, 3, 64, 64]
     real18: torchvision resnet18(num_classes=1) with a 1-channel conv1, input [2, 1, 64, 64]
-with <case>.x, .gy, .<mode>.out, .<mode>.grad_x as above. State-dict names and shapes
+with <case>.x, .gy, .<mode>.out, .<mode>.grad_x as above, and formula.<k>.<name>: a few formula
+tensors (k-th entry called name) for a bitwise check of the C++ fill. State-dict names and shapes
 (<name>.shape.<key>, int64) and parameter counts (<name>.num_parameters) of torchvision's
 resnet18, resnet34, resnet50 and resnet50(num_classes=1).
 """
@@ -165,6 +166,12 @@ for case, m, c, classes in (("real50", real50, 3, 1000), ("real18", real18, 1, 1
             break
     else:
         raise RuntimeError(f"{case}: no well-conditioned input in 20 draws")
+
+# ---- the formula itself, to check the C++ fill bit for bit ----
+for k, name, shape in ((3, "conv.weight", (5, 3, 3, 3)), (0, "bn.weight", (7,)),
+                       (11, "fc.bias", (6,)), (2, "bn.running_mean", (4,)),
+                       (70000, "bn.running_var", (4,)), (1, "fc.weight", (3, 9))):
+    T[f"formula.{k}.{name}"] = formula_weights.formula_tensor(name, torch.zeros(shape), k)
 
 # ---- state-dict names, shapes and parameter counts ----
 for name, m in (("resnet18", torchvision.models.resnet18()),

@@ -211,6 +211,19 @@ void expect_real_matches_torchvision(const std::string& c, ResNet& m, const std:
   }
 }
 
+TEST(ResNet, FormulaWeightsAreBitwiseThoseOfPython) {
+  const nn::StateDict samples = entries("formula.");
+  ASSERT_EQ(samples.size(), size_t(6));
+  for (const auto& [key, expected] : samples) {
+    SCOPED_TRACE(key);
+    const size_t dot = key.find('.');
+    const int64_t k = std::stoll(key.substr(0, dot));
+    const std::string name = key.substr(dot + 1);
+    EXPECT_TRUE(
+        test::bitwise_equal(test::formula_tensor(name, raw::zeros(expected.shape()), k), expected));
+  }
+}
+
 TEST(ResNet, RealResNet50MatchesTorchvisionWithFormulaWeights) {
   for (const std::string mode : {"train", "eval"})
     expect_real_matches_torchvision("real50", shared_model("resnet50"), mode);
