@@ -4,7 +4,14 @@
 namespace cxr::experiments {
 
 std::vector<Command> register_commands(CLI::App& app) {
-  return {register_demo(app), register_tensors(app), register_env(app), register_phantoms(app)};
+  return {register_demo(app),
+          register_tensors(app),
+          register_env(app),
+          register_phantoms(app),
+          register_run_model(app),
+          register_train_classifier(app),
+          register_train_segmenter(app),
+          register_tokenize(app)};
 }
 
 }  // namespace cxr::experiments

@@ -19,8 +19,12 @@ std::vector<Command> register_commands(CLI::App& app);
 
 // One per subcommand.
 Command register_demo(CLI::App& app);
-Command register_tensors(CLI::App& app);   // tensors ls|stats|diff (tensors_cmd.cpp)
-Command register_env(CLI::App& app);       // env (env_cmd.cpp)
-Command register_phantoms(CLI::App& app);  // phantoms (phantoms_cmd.cpp)
+Command register_tensors(CLI::App& app);           // tensors ls|stats|diff (tensors_cmd.cpp)
+Command register_env(CLI::App& app);               // env (env_cmd.cpp)
+Command register_phantoms(CLI::App& app);          // phantoms (phantoms_cmd.cpp)
+Command register_run_model(CLI::App& app);         // run-model (run_model_cmd.cpp)
+Command register_train_classifier(CLI::App& app);  // train-classifier (train_classifier_cmd.cpp)
+Command register_train_segmenter(CLI::App& app);   // train-segmenter (train_segmenter_cmd.cpp)
+Command register_tokenize(CLI::App& app);          // tokenize (tokenize_cmd.cpp)
 
 }  // namespace cxr::experiments

@@ -61,10 +61,9 @@ void Progress::update(int64_t epoch, int64_t step, double mean_loss, int64_t ima
   std::fflush(out_);
 }
 
-void Progress::end_epoch(const std::string& summary) {
+void Progress::end_epoch() {
   if (open_line_) std::fputc('\n', out_);
   open_line_ = false;
-  std::fprintf(out_, "%s\n", summary.c_str());
   std::fflush(out_);
 }
 

@@ -19,8 +19,8 @@ class Progress {
   // After step `step` (1-based) of `epoch` (1-based), with the running mean loss and the images
   // of this step.
   void update(int64_t epoch, int64_t step, double mean_loss, int64_t images);
-  // Ends the epoch's line (terminal) and writes `summary` on its own line.
-  void end_epoch(const std::string& summary);
+  // Ends the epoch's progress line on a terminal (the caller logs the epoch's summary).
+  void end_epoch();
   // Seconds rendered as "3m12s", "1h04m", "42s".
   static std::string format_duration(double seconds);
 

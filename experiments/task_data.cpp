@@ -7,6 +7,7 @@
 
 #include "data/candid_ptx.h"
 #include "data/chexpert.h"
+#include "data/dicom.h"
 #include "data/rsna.h"
 #include "data/siim.h"
 #include "data/splits.h"
@@ -19,6 +20,18 @@ namespace cxr::experiments {
 
 namespace {
 
+// The side of the RLE grid: the config's, or (0) the side of the dataset's first image — SIIM-style
+// RLEs are written on the image's own pixel grid (1024 for the published datasets, the phantom
+// size for phantom datasets).
+int64_t mask_size(const TrainConfig& c, const data::Dataset& ds) {
+  if (c.mask_size > 0 || ds.samples.empty()) return c.mask_size > 0 ? c.mask_size : 1024;
+  const Tensor first = data::read_any_image(ds.samples.front().image_path);
+  CXR_CHECK(first.size(-1) == first.size(-2), "mask_size: the first image of ", c.dataset, " ('",
+            ds.samples.front().image_path, "') is not square (", first.size(-2), "x",
+            first.size(-1), "); set mask_size to the side of the RLE grid");
+  return first.size(-1);
+}
+
 // The dataset as one sample list (CheXpert: train.csv and valid.csv together; the official split
 // keeps valid.csv as the test set).
 data::Dataset read_dataset(const TrainConfig& c, std::optional<data::Split>* official) {
@@ -26,11 +39,13 @@ data::Dataset read_dataset(const TrainConfig& c, std::optional<data::Split>* off
   if (c.dataset == "siim") {
     data::SiimOptions o;
     o.positive_only = c.positive_only;
+    o.mask_size = mask_size(c, data::read_siim(c.data_root, o));
     return data::read_siim(c.data_root, o);
   }
   if (c.dataset == "candid-ptx") {
     data::CandidPtxOptions o;
     o.positive_only = c.positive_only;
+    o.mask_size = mask_size(c, data::read_candid_ptx(c.data_root, o));
     return data::read_candid_ptx(c.data_root, o);
   }
   CXR_CHECK(c.dataset == "chexpert", "unknown dataset '", c.dataset, "'");

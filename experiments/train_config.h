@@ -25,6 +25,7 @@ struct TrainConfig {
   double train_fraction = 1.0;                     // of the training split, nested (1% ⊂ 10%)
   std::vector<std::string> labels;  // classification targets (empty: the dataset's task labels)
   bool positive_only = false;       // segmentation: keep only images with a finding (SIIM paper)
+  int64_t mask_size = 0;            // segmentation: side of the RLE grid; 0 = the images' size
   std::string synthetic_dir;        // synthetic.csv folder (data/synthetic.h); empty: none
   double synthetic_per_real = 0.0;  // synthetic training images per real training image
   int64_t image_size = 224;

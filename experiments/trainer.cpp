@@ -293,7 +293,7 @@ nlohmann::json run_training(TaskKind kind, TrainConfig config, TrainTask& task,
     table.columns = columns;
     table.rows.push_back(row);
     table.write(dir / "metrics.csv");
-    progress.end_epoch(summary);
+    progress.end_epoch();
     log(summary);
     ++epochs_this_run;
   }

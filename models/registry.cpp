@@ -3,6 +3,7 @@
 
 #include <sstream>
 
+#include "models/autoencoder_kl.h"
 #include "models/resnet.h"
 #include "models/unetplusplus.h"
 #include "tensor/error.h"
@@ -92,6 +93,61 @@ ModelEntry unetplusplus_entry() {
   return e;
 }
 
+// diffusers AutoencoderKL: `sample` -> posterior mean/logvar (encode), or `z` -> `sample` (decode).
+class AutoencoderKLModel : public RunnableModel {
+ public:
+  explicit AutoencoderKLModel(std::shared_ptr<AutoencoderKL> model) : model_(std::move(model)) {}
+  nn::Module& module() override { return *model_; }
+  TensorMap forward(const TensorMap& inputs) override {
+    const bool encode = inputs.count("sample") > 0;
+    CXR_CHECK(encode != (inputs.count("z") > 0),
+              "autoencoder_kl: give exactly one of 'sample' (encode) and 'z' (decode)");
+    if (!encode) return {{"sample", model_->decode(inputs.at("z"))}};
+    DiagonalGaussianDistribution dist = model_->encode(inputs.at("sample"));
+    return {{"latent_dist.mean", dist.mean}, {"latent_dist.logvar", dist.logvar}};
+  }
+
+ private:
+  std::shared_ptr<AutoencoderKL> model_;
+};
+
+ModelEntry autoencoder_kl_entry() {
+  ModelEntry e;
+  e.name = "autoencoder_kl";
+  e.summary =
+      "diffusers AutoencoderKL (the Stable Diffusion VAE): image -> latent posterior, or latents "
+      "-> image";
+  e.config_keys = {
+      "in_channels: int = 3",
+      "out_channels: int = 3",
+      "latent_channels: int = 4",
+      "block_out_channels: [int] = [64]  SD: [128, 256, 512, 512]",
+      "down_block_types: [string] = [\"DownEncoderBlock2D\"]  one DownEncoderBlock2D per block",
+      "up_block_types: [string] = [\"UpDecoderBlock2D\"]  one UpDecoderBlock2D per block",
+      "layers_per_block: int = 1  SD: 2 (decoder blocks: + 1)",
+      "norm_num_groups: int = 32",
+      "act_fn: string = \"silu\"  only silu",
+      "use_quant_conv: bool = true",
+      "use_post_quant_conv: bool = true",
+      "mid_block_add_attention: bool = true",
+      "scaling_factor: float = 0.18215  latents = sample * scaling_factor (pipeline only)",
+      "shift_factor: float = null  (pipeline only)",
+      "latents_mean, latents_std: [float] = null  (pipeline only)",
+      "sample_size, force_upcast, _class_name, _diffusers_version, _name_or_path: ignored"};
+  e.optional_inputs = {{"sample",
+                        "float32 [N, in_channels, H, W] in [-1, 1], H and W divisible by "
+                        "2^(len(block_out_channels) - 1): encode"},
+                       {"z", "float32 [N, latent_channels, h, w], unscaled latents: decode"}};
+  e.outputs = {{"latent_dist.mean", "encode: float32 [N, latent_channels, h, w]"},
+               {"latent_dist.logvar", "encode: float32 [N, latent_channels, h, w], in [-30, 20]"},
+               {"sample", "decode: float32 [N, out_channels, H, W]"}};
+  e.build = [](JsonConfig& c) -> std::unique_ptr<RunnableModel> {
+    return std::make_unique<AutoencoderKLModel>(
+        std::make_shared<AutoencoderKL>(AutoencoderKLConfig::from_json(c)));
+  };
+  return e;
+}
+
 std::string names(const std::vector<ModelEntry>& entries) {
   std::string out;
   for (const auto& e : entries) out += (out.empty() ? "" : ", ") + e.name;
@@ -107,9 +163,9 @@ std::string doc_names(const std::vector<TensorDoc>& docs) {
 }  // namespace
 
 const std::vector<ModelEntry>& model_registry() {
-  static const std::vector<ModelEntry> entries = {resnet_entry("resnet18"),
-                                                  resnet_entry("resnet34"),
-                                                  resnet_entry("resnet50"), unetplusplus_entry()};
+  static const std::vector<ModelEntry> entries = {
+      resnet_entry("resnet18"), resnet_entry("resnet34"), resnet_entry("resnet50"),
+      unetplusplus_entry(), autoencoder_kl_entry()};
   return entries;
 }
 
