@@ -9,7 +9,7 @@
 namespace cxr::autograd {
 
 std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs,
-                               Generator* gen) {
+                               const std::vector<Tensor>& params, Generator* gen) {
   Generator& g = gen ? *gen : default_generator();
   const uint64_t rng_offset = g.offset();
   std::vector<Tensor> outputs;
@@ -17,15 +17,24 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
     NoGradGuard no_grad;
     outputs = fn(inputs);
   }
-  if (!needs_grad(inputs)) return outputs;
+  // The node's inputs: the block's inputs, then its parameters.
+  std::vector<Tensor> node_inputs = inputs;
+  node_inputs.insert(node_inputs.end(), params.begin(), params.end());
+  if (!needs_grad(node_inputs)) return outputs;
 
   std::vector<bool> input_requires;
-  for (const Tensor& t : inputs) input_requires.push_back(t.defined() && t.requires_grad());
-  auto backward = [fn, inputs, input_requires, rng_offset, &g](const std::vector<Tensor>& grads) {
-    // Detached inputs: the recomputed graph ends at them.
+  for (const Tensor& t : node_inputs) input_requires.push_back(t.defined() && t.requires_grad());
+  const size_t n_inputs = inputs.size();
+  auto backward = [fn, node_inputs, n_inputs, input_requires, rng_offset,
+                   &g](const std::vector<Tensor>& grads) {
+    // Detached inputs: the recomputed graph ends at them (and at the parameters, used as they are).
     std::vector<Tensor> detached, wrt;
-    for (size_t i = 0; i < inputs.size(); ++i) {
-      Tensor d = inputs[i].defined() ? raw::alias(inputs[i]) : Tensor();
+    for (size_t i = 0; i < node_inputs.size(); ++i) {
+      if (i >= n_inputs) {
+        if (input_requires[i]) wrt.push_back(node_inputs[i]);
+        continue;
+      }
+      Tensor d = node_inputs[i].defined() ? raw::alias(node_inputs[i]) : Tensor();
       if (input_requires[i]) {
         d.set_requires_grad(true);
         wrt.push_back(d);
@@ -48,13 +57,13 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
       }
     std::vector<Tensor> wrt_grads =
         roots.empty() ? std::vector<Tensor>(wrt.size()) : grad(roots, wrt, root_grads);
-    std::vector<Tensor> result(inputs.size());
-    for (size_t i = 0, k = 0; i < inputs.size(); ++i)
+    std::vector<Tensor> result(node_inputs.size());
+    for (size_t i = 0, k = 0; i < node_inputs.size(); ++i)
       if (input_requires[i]) result[i] = wrt_grads[k++];
     return result;
   };
   // The node's "saved" tensors are the inputs: an in-place change before backward is an error.
-  record("checkpoint", inputs, outputs, backward, inputs);
+  record("checkpoint", node_inputs, outputs, backward, inputs);
   return outputs;
 }
 

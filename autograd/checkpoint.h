@@ -14,9 +14,12 @@ using CheckpointFn = std::function<std::vector<Tensor>(const std::vector<Tensor>
 
 // Returns fn(inputs). No graph is kept inside fn; one node stands for the whole block and, in
 // backward, re-runs fn with grad enabled on detached copies of the inputs and backpropagates
-// through that. `gen` (default: the default generator) is rewound to the same offset for the
-// recomputation, so dropout inside fn draws the same mask both times.
+// through that. `params` are the trainable tensors fn uses besides its inputs (a block's
+// parameters, e.g. module.parameters()): they are inputs of the node, so their gradients reach
+// .grad like any other leaf's — a parameter left out of `params` gets NO gradient from the block.
+// `gen` (default: the default generator) is rewound to the same offset for the recomputation, so
+// dropout inside fn draws the same mask both times.
 std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs,
-                               Generator* gen = nullptr);
+                               const std::vector<Tensor>& params, Generator* gen = nullptr);
 
 }  // namespace cxr::autograd

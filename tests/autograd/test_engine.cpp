@@ -171,10 +171,33 @@ TEST(Engine, CheckpointMatchesDirectGradients) {
   backward(tsum(block({x})[0]));
   std::vector<double> direct = x.grad().to_vector<double>();
   x.set_grad(Tensor());
-  auto out = autograd::checkpoint(block, {x});
+  auto out = autograd::checkpoint(block, {x}, {});
   ASSERT_TRUE(out[0].requires_grad());
   backward(tsum(out[0]));
   EXPECT_EQ(x.grad().to_vector<double>(), direct);
+}
+
+// Parameters used inside the block get the same gradients as without checkpointing, also when
+// the block's input needs no gradient (the first block of a network).
+TEST(Engine, CheckpointGivesParametersTheirGradients) {
+  Tensor w = leaf({0.5, -2.0, 1.5});
+  for (bool input_requires_grad : {true, false}) {
+    Tensor x = input_requires_grad
+                   ? leaf({1.0, 2.0, -1.0})
+                   : raw::from_vector(std::vector<double>{1.0, 2.0, -1.0}, {3}, kFloat64);
+    auto block = [&w](const std::vector<Tensor>& in) {
+      return std::vector<Tensor>{texp(tmul(in[0], w))};
+    };
+    w.set_grad(Tensor());
+    backward(tsum(block({x})[0]));
+    const std::vector<double> direct = w.grad().to_vector<double>();
+    w.set_grad(Tensor());
+    auto out = autograd::checkpoint(block, {x}, {w});
+    ASSERT_TRUE(out[0].requires_grad());
+    backward(tsum(out[0]));
+    ASSERT_TRUE(w.grad().defined());
+    EXPECT_EQ(w.grad().to_vector<double>(), direct) << input_requires_grad;
+  }
 }
 
 TEST(Engine, CheckpointReplaysTheRandomStream) {
@@ -187,7 +210,7 @@ TEST(Engine, CheckpointReplaysTheRandomStream) {
     masks.insert(masks.end(), v.begin(), v.end());
     return std::vector<Tensor>{tmul(in[0], m)};
   };
-  auto out = autograd::checkpoint(block, {x}, &gen);
+  auto out = autograd::checkpoint(block, {x}, {}, &gen);
   backward(tsum(out[0]));
   ASSERT_EQ(masks.size(), 16u);
   EXPECT_EQ(std::vector<double>(masks.begin(), masks.begin() + 8),
