@@ -1,0 +1,68 @@
+// ctest-label: slow
+// The real SD v1 UNet2DConditionModel (models/unet2d_condition.h), built from SD v1's
+// unet/config.json (stored in tests/fixtures/unet2d_condition.safetensors by
+// tests/golden/gen_unet2d_condition.py): exactly 859,520,964 parameters and the state-dict names
+// and shapes of ../shared/spec/keys/unet.tsv (diffusers' model). Allocates 3.4 GB of float32
+// weights, hence the "slow" label (left out of the sanitizer run).
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "models/unet2d_condition.h"
+#include "support/fixtures.h"
+
+using namespace cxr;
+using namespace cxr::models;
+
+namespace {
+
+// key -> shape from a "key<TAB>[d0, d1, ...]" file.
+std::map<std::string, Shape> read_key_shapes(const std::string& path) {
+  std::map<std::string, Shape> out;
+  std::ifstream tsv(path);
+  EXPECT_TRUE(tsv) << "cannot open " << path;
+  std::string line;
+  while (std::getline(tsv, line)) {
+    if (line.empty()) continue;
+    const size_t tab = line.find('\t');
+    EXPECT_NE(tab, std::string::npos) << line;
+    Shape shape;
+    std::stringstream dims(line.substr(tab + 1));
+    char c;
+    int64_t d;
+    dims >> c;  // '['
+    while (dims >> d) {
+      shape.push_back(d);
+      dims >> c;  // ',' or ']'
+    }
+    out[line.substr(0, tab)] = shape;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(UNet2DConditionModelReal, StableDiffusionV1KeysShapesAndParameterCount) {
+  const std::vector<uint8_t> bytes =
+      test::fixture_tensor("unet2d_condition.safetensors", "sd.config").to_vector<uint8_t>();
+  JsonConfig json(nlohmann::json::parse(std::string(bytes.begin(), bytes.end())), "sd config");
+  const UNet2DConditionModel m(UNet2DConditionConfig::from_json(json));
+  EXPECT_EQ(m.num_parameters(), 859520964);
+  EXPECT_EQ(m.num_down_residuals(), 12u);
+  EXPECT_EQ(m.num_upsamplers(), 3);
+
+  const std::map<std::string, Shape> expected =
+      read_key_shapes(test::shared_data_path("../spec/keys/unet.tsv"));
+  ASSERT_EQ(expected.size(), 686u);
+  std::map<std::string, Shape> actual;
+  for (const auto& [key, t] : m.state_dict()) actual[key] = t.shape();
+  EXPECT_EQ(actual, expected);
+  // SD v1: 8 heads everywhere (attention_head_dim is the head count), 40 dims in the first block.
+  auto block = m.down_blocks->at<UNetDownBlock>(0)
+                   ->attentions->at<Transformer2DModel>(0)
+                   ->transformer_blocks->at<BasicTransformerBlock>(0);
+  EXPECT_EQ(block->attn1->heads, 8);
+  EXPECT_EQ(block->attn1->dim_head, 40);
+}
