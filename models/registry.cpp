@@ -4,6 +4,7 @@
 #include <sstream>
 
 #include "models/autoencoder_kl.h"
+#include "models/clip_text.h"
 #include "models/resnet.h"
 #include "models/unetplusplus.h"
 #include "tensor/error.h"
@@ -165,7 +166,7 @@ std::string doc_names(const std::vector<TensorDoc>& docs) {
 const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> entries = {
       resnet_entry("resnet18"), resnet_entry("resnet34"), resnet_entry("resnet50"),
-      unetplusplus_entry(), autoencoder_kl_entry()};
+      unetplusplus_entry(),     autoencoder_kl_entry(),   clip_text_registry_entry()};
   return entries;
 }
 

@@ -20,11 +20,6 @@
 #include "support/files.h"
 #include "support/fixtures.h"
 
-// experiments/tokenize_cmd.cpp (declared in experiments/commands.h once registered there).
-namespace cxr::experiments {
-Command register_tokenize(CLI::App& app);
-}  // namespace cxr::experiments
-
 namespace cxr::models {
 namespace {
 
