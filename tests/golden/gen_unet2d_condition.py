@@ -31,6 +31,11 @@ Cases:
             1.5, time_embedding_dim 40, conv_in_kernel 5, 2 groups, sample [1, 4, 7, 9] (not a
             multiple of 4: upsample_size is forwarded), S 3
 
+Timestep embedding (embeddings.py get_timestep_embedding), for tests/models/test_unet_blocks.cpp:
+    temb.t / temb.t_int    float32 [5] / int64 [3] timesteps
+    temb.<name>            the embedding of temb.t for: sd (dim 320, flip_sin_to_cos, shift 0),
+                           odd (dim 7, no flip, shift 1, scale 2), int (dim 8, flip, of temb.t_int)
+
 Real size (no weights): SD v1's unet/config.json (cross_attention_dim 768):
     sd.config              uint8: its config.json
 """
@@ -38,6 +43,7 @@ import pathlib
 
 import torch
 from diffusers import UNet2DConditionModel
+from diffusers.models.embeddings import get_timestep_embedding
 from safetensors.torch import save_file
 
 torch.manual_seed(20261126)
@@ -132,6 +138,13 @@ tiny_case("linear", (1, 4, 7, 9), 3, block_out_channels=(8, 16, 16), layers_per_
           use_linear_projection=True, norm_num_groups=2, flip_sin_to_cos=False, freq_shift=1,
           center_input_sample=True, mid_block_scale_factor=1.5, time_embedding_dim=40,
           conv_in_kernel=5)
+
+T["temb.t"] = torch.tensor([0.0, 1.0, 37.5, 500.25, 999.0])
+T["temb.t_int"] = torch.tensor([0, 981, 3], dtype=torch.int64)
+T["temb.sd"] = get_timestep_embedding(T["temb.t"], 320, flip_sin_to_cos=True, downscale_freq_shift=0)
+T["temb.odd"] = get_timestep_embedding(T["temb.t"], 7, flip_sin_to_cos=False, downscale_freq_shift=1,
+                                       scale=2.0)
+T["temb.int"] = get_timestep_embedding(T["temb.t_int"], 8, flip_sin_to_cos=True, downscale_freq_shift=0)
 
 # SD v1.x's unet/config.json (diffusers defaults except cross_attention_dim and sample_size); the
 # model itself is not built here (the C++ test compares with ../shared/spec/keys/unet.tsv).
