@@ -29,10 +29,7 @@ Tensor fx(const std::string& key) {
 }
 
 nn::StateDict entries(const std::string& prefix) {
-  nn::StateDict out;
-  for (const auto& [key, t] : test::cached_fixture(kFixture))
-    if (key.compare(0, prefix.size(), prefix) == 0) out[key.substr(prefix.size())] = t;
-  return out;
+  return test::fixture_entries(kFixture, prefix);
 }
 
 // The config.json diffusers wrote for `c` (stored as bytes).

@@ -34,6 +34,13 @@ Tensor fixture_tensor(const std::string& name, const std::string& key) {
   return fixture_tensor(cached_fixture(name), key);
 }
 
+std::map<std::string, Tensor> fixture_entries(const std::string& name, const std::string& prefix) {
+  std::map<std::string, Tensor> out;
+  for (const auto& [key, t] : cached_fixture(name))
+    if (key.compare(0, prefix.size(), prefix) == 0) out[key.substr(prefix.size())] = t;
+  return out;
+}
+
 std::string shared_data_path(const std::string& relative) {
   return std::string(CXR_SHARED_DIR) + "/data/" + relative;
 }

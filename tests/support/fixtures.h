@@ -19,6 +19,9 @@ Tensor fixture_tensor(const std::map<std::string, Tensor>& fixture, const std::s
 const std::map<std::string, Tensor>& cached_fixture(const std::string& name);
 // fixture_tensor(cached_fixture(name), key).
 Tensor fixture_tensor(const std::string& name, const std::string& key);
+// The tensors of fixture `name` whose keys start with `prefix`, under their keys with the prefix
+// removed (e.g. a model's state dict stored as "<case>.param.<name>").
+std::map<std::string, Tensor> fixture_entries(const std::string& name, const std::string& prefix);
 // ../shared/data/<relative> (the real dataset samples).
 std::string shared_data_path(const std::string& relative);
 
