@@ -202,10 +202,11 @@ if (here / "formula_weights.py").exists():
     import formula_weights  # noqa: E402
 
     real34.load_state_dict(formula_weights.state_dict(real34.state_dict()))
-    start = {k: v.clone() for k, v in real34.state_dict().items()}
-    real34.double()
     x = torch.randn(1, 1, 64, 64)
     gy = torch.randn(1, 1, 64, 64, dtype=torch.float64)
+    print(f"real34: float32 vs float64 relative error {float32_error(real34, x, gy, []):.2e}")
+    start = {k: v.clone() for k, v in real34.state_dict().items()}
+    real34.double()
     T["real34.x"] = x
     T["real34.gy"] = gy.float()
     for mode in ("train", "eval"):
