@@ -32,16 +32,13 @@ std::string join(const std::vector<int64_t>& values) {
   return os.str();
 }
 
-// An int (repeated for every block) or a list of ints, as diffusers accepts for per-block keys.
-std::vector<int64_t> per_block(JsonConfig& json, const std::string& key,
-                               const std::vector<int64_t>& fallback, size_t blocks) {
+// An int (repeated for every block) or a list of ints, as diffusers accepts for per-block keys;
+// `fallback` for every block when absent or null.
+std::vector<int64_t> per_block(JsonConfig& json, const std::string& key, int64_t fallback,
+                               size_t blocks) {
   auto it = json.json().find(key);
-  if (it != json.json().end() && it->is_array()) return json.get_int_list(key, fallback);
-  if (!json.has(key)) {
-    json.ignore({key});
-    return fallback.size() == 1 ? std::vector<int64_t>(blocks, fallback[0]) : fallback;
-  }
-  return std::vector<int64_t>(blocks, json.get_int(key, 0));
+  if (it != json.json().end() && it->is_array()) return json.get_int_list(key, {});
+  return std::vector<int64_t>(blocks, json.get_int(key, fallback));
 }
 
 // A key of an architecture option we do not implement: absent or equal to diffusers' default
@@ -89,9 +86,9 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json(JsonConfig& json) {
   c.up_block_types = json.get_string_list("up_block_types", c.up_block_types);
   c.block_out_channels = json.get_int_list("block_out_channels", c.block_out_channels);
   const size_t n = c.block_out_channels.size();
-  c.layers_per_block = per_block(json, "layers_per_block", {2}, n);
-  c.transformer_layers_per_block = per_block(json, "transformer_layers_per_block", {1}, n);
-  c.attention_head_dim = per_block(json, "attention_head_dim", {8}, n);
+  c.layers_per_block = per_block(json, "layers_per_block", 2, n);
+  c.transformer_layers_per_block = per_block(json, "transformer_layers_per_block", 1, n);
+  c.attention_head_dim = per_block(json, "attention_head_dim", 8, n);
   c.downsample_padding = json.get_int("downsample_padding", c.downsample_padding);
   c.mid_block_scale_factor = json.get_double("mid_block_scale_factor", c.mid_block_scale_factor);
   c.dropout = json.get_double("dropout", c.dropout);
@@ -167,9 +164,12 @@ void UNet2DConditionConfig::validate() const {
     CXR_CHECK(ch > 0 && ch % norm_num_groups == 0, "UNet2DConditionModel: block_out_channels ",
               join(block_out_channels), " must be positive multiples of norm_num_groups (",
               norm_num_groups, ")");
-    // Down block i, up block n-1-i and (for the last) the mid block attend at `ch`.
-    CXR_CHECK(ch % attention_head_dim[i] == 0, "UNet2DConditionModel: block ", i, " has ", ch,
-              " channels, not divisible by its attention_head_dim (head count) ",
+    // Down block i, up block n-1-i and (for the last) the mid block attend at `ch` with
+    // attention_head_dim[i] heads.
+    const bool attends =
+        down_block_types[i] == kCrossDown || up_block_types[n - 1 - i] == kCrossUp || i + 1 == n;
+    CXR_CHECK(!attends || ch % attention_head_dim[i] == 0, "UNet2DConditionModel: block ", i,
+              " has ", ch, " channels, not divisible by its attention_head_dim (head count) ",
               attention_head_dim[i]);
   }
   CXR_CHECK(cross_attention_dim > 0,
