@@ -25,9 +25,8 @@ Real size (no weights): smp's default-sized models, their state-dict names and s
 (<case>.shape.<name>, int64) and parameter counts (<case>.num_parameters):
     real34: UnetPlusPlus("resnet34", in_channels=1, classes=1) (the study's model)
     real50: UnetPlusPlus("resnet50", in_channels=3, classes=1)
-With tests/golden/formula_weights.py present, real34 also gets a forward at 1x1x64x64 with the
-formula weights (real34.x, real34.gy, real34.eval.out, real34.eval.grad_x, real34.train.out,
-real34.train.grad_x).
+real34 also runs at 1x1x64x64 with the formula weights of tests/golden/formula_weights.py
+(real34.x, real34.gy, real34.<mode>.out, real34.<mode>.grad_x for mode = train | eval).
 """
 import pathlib
 import sys
@@ -40,6 +39,9 @@ from segmentation_models_pytorch.base import SegmentationHead
 from segmentation_models_pytorch.decoders.unetplusplus.decoder import UnetPlusPlusDecoder
 from segmentation_models_pytorch.encoders.resnet import ResNetEncoder
 from torchvision.models.resnet import BasicBlock, Bottleneck
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
+import formula_weights  # noqa: E402
 
 torch.manual_seed(20261125)
 here = pathlib.Path(__file__).resolve().parent
@@ -197,26 +199,22 @@ real34 = smp.UnetPlusPlus("resnet34", encoder_weights=None, in_channels=1, class
 record_real("real34", real34)
 record_real("real50", smp.UnetPlusPlus("resnet50", encoder_weights=None, in_channels=3, classes=1))
 
-if (here / "formula_weights.py").exists():
-    sys.path.insert(0, str(here))
-    import formula_weights  # noqa: E402
-
-    real34.load_state_dict(formula_weights.state_dict(real34.state_dict()))
-    x = torch.randn(1, 1, 64, 64)
-    gy = torch.randn(1, 1, 64, 64, dtype=torch.float64)
-    print(f"real34: float32 vs float64 relative error {float32_error(real34, x, gy, []):.2e}")
-    start = {k: v.clone() for k, v in real34.state_dict().items()}
-    real34.double()
-    T["real34.x"] = x
-    T["real34.gy"] = gy.float()
-    for mode in ("train", "eval"):
-        real34.load_state_dict(start)
-        real34.train(mode == "train")
-        out, _, gx = run(real34, x.double(), gy, [])
-        T[f"real34.{mode}.out"] = out.detach().float().contiguous()
-        T[f"real34.{mode}.grad_x"] = gx.float().contiguous()
-else:
-    print("tests/golden/formula_weights.py absent: no real-size forward recorded")
+# The study's model with the formula weights: float32 rounding amplified by train-mode BatchNorm
+# over layer4's 2x2 values (printed) makes its train-mode input gradient a loose comparison.
+real34.load_state_dict(formula_weights.state_dict(real34.state_dict()))
+x = torch.randn(1, 1, 64, 64)
+gy = torch.randn(1, 1, 64, 64, dtype=torch.float64)
+print(f"real34: float32 vs float64 relative error {float32_error(real34, x, gy, []):.2e}")
+start = {k: v.clone() for k, v in real34.state_dict().items()}
+real34.double()
+T["real34.x"] = x
+T["real34.gy"] = gy.float()
+for mode in ("train", "eval"):
+    real34.load_state_dict(start)
+    real34.train(mode == "train")
+    out, _, gx = run(real34, x.double(), gy, [])
+    T[f"real34.{mode}.out"] = out.detach().float().contiguous()
+    T[f"real34.{mode}.grad_x"] = gx.float().contiguous()
 
 save_file(T, str(out_path))
 print(f"wrote {len(T)} tensors, {out_path.stat().st_size} bytes to {out_path}")
