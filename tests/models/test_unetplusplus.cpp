@@ -61,12 +61,8 @@ Tensor fx(const std::string& key) {
   return test::fixture_tensor(kFixture, key);
 }
 
-// The fixture entries under `prefix`, with the prefix removed.
 nn::StateDict entries(const std::string& prefix) {
-  nn::StateDict out;
-  for (const auto& [key, t] : test::cached_fixture(kFixture))
-    if (key.compare(0, prefix.size(), prefix) == 0) out[key.substr(prefix.size())] = t;
-  return out;
+  return test::fixture_entries(kFixture, prefix);
 }
 
 // actual ~ expected elementwise within rel * (|expected| + max |expected|): the reference is
