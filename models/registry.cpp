@@ -6,6 +6,7 @@
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
 #include "models/resnet.h"
+#include "models/unet2d_condition.h"
 #include "models/unetplusplus.h"
 #include "tensor/error.h"
 
@@ -149,6 +150,78 @@ ModelEntry autoencoder_kl_entry() {
   return e;
 }
 
+// diffusers UNet2DConditionModel over named tensors: sample, timestep, encoder_hidden_states and
+// the optional ControlNet residuals "down_block_additional_residuals.<i>" (i = 0, 1, ... without
+// gaps) and "mid_block_additional_residual".
+class UNet2DConditionRunnable : public RunnableModel {
+ public:
+  explicit UNet2DConditionRunnable(std::shared_ptr<UNet2DConditionModel> model)
+      : model_(std::move(model)) {}
+  nn::Module& module() override { return *model_; }
+  TensorMap forward(const TensorMap& inputs) override {
+    std::vector<Tensor> down;
+    for (size_t i = 0;; ++i) {
+      auto it = inputs.find("down_block_additional_residuals." + std::to_string(i));
+      if (it == inputs.end()) break;
+      down.push_back(it->second);
+    }
+    auto mid = inputs.find("mid_block_additional_residual");
+    return {{"sample", model_->forward(inputs.at("sample"), inputs.at("timestep"),
+                                       inputs.at("encoder_hidden_states"), down,
+                                       mid == inputs.end() ? Tensor() : mid->second)}};
+  }
+
+ private:
+  std::shared_ptr<UNet2DConditionModel> model_;
+};
+
+// Names accepted for the down residuals: SD v1 has 12 (conv_in + 3 x (2 layers + downsampler) + 2).
+constexpr int kUNetDownResiduals = 12;
+
+ModelEntry unet2d_condition_entry() {
+  ModelEntry e;
+  e.name = "unet2d_condition";
+  e.summary =
+      "diffusers UNet2DConditionModel (Stable Diffusion's denoiser): noisy latents, timestep, text "
+      "embeddings -> predicted noise";
+  e.config_keys = {
+      "(keys of a diffusers unet/config.json, unchanged; defaults are diffusers')",
+      "in_channels: int = 4, out_channels: int = 4",
+      "block_out_channels: [int] = [320, 640, 1280, 1280]",
+      "down_block_types: [string]  CrossAttnDownBlock2D | DownBlock2D per block",
+      "up_block_types: [string]  CrossAttnUpBlock2D | UpBlock2D per block",
+      "mid_block_type: string = \"UNetMidBlock2DCrossAttn\"  (the only one)",
+      "layers_per_block: int | [int] = 2",
+      "attention_head_dim: int | [int] = 8  the NUMBER OF HEADS (diffusers' naming)",
+      "transformer_layers_per_block: int | [int] = 1",
+      "cross_attention_dim: int = 1280  (SD v1: 768)",
+      "norm_num_groups: int = 32, norm_eps: float = 1e-5",
+      "use_linear_projection: bool = false",
+      "flip_sin_to_cos: bool = true, freq_shift: int = 0, time_embedding_dim: int = null",
+      "center_input_sample: bool = false, downsample_padding: int = 1",
+      "mid_block_scale_factor: float = 1, dropout: float = 0",
+      "conv_in_kernel: int = 3, conv_out_kernel: int = 3",
+      "act_fn: \"silu\"; _class_name, _diffusers_version, _name_or_path, sample_size: ignored",
+      "other diffusers options (class_embed_type, addition_embed_type, dual_cross_attention, "
+      "upcast_attention, resnet_time_scale_shift, ...): only their defaults"};
+  e.inputs = {{"sample", "float [B, in_channels, H, W] noisy latents"},
+              {"timestep", "scalar, [1] or [B], integer or float"},
+              {"encoder_hidden_states", "float [B, S, cross_attention_dim] text embeddings"}};
+  for (int i = 0; i < kUNetDownResiduals; ++i)
+    e.optional_inputs.push_back(
+        {"down_block_additional_residuals." + std::to_string(i),
+         i == 0 ? "ControlNet: added to skip tensor i (all of them, with the mid residual)"
+                : "ControlNet residual for skip tensor " + std::to_string(i)});
+  e.optional_inputs.push_back(
+      {"mid_block_additional_residual", "ControlNet: added to the mid block's output"});
+  e.outputs = {{"sample", "float [B, out_channels, H, W]"}};
+  e.build = [](JsonConfig& c) -> std::unique_ptr<RunnableModel> {
+    return std::make_unique<UNet2DConditionRunnable>(
+        std::make_shared<UNet2DConditionModel>(UNet2DConditionConfig::from_json(c)));
+  };
+  return e;
+}
+
 std::string names(const std::vector<ModelEntry>& entries) {
   std::string out;
   for (const auto& e : entries) out += (out.empty() ? "" : ", ") + e.name;
@@ -166,7 +239,8 @@ std::string doc_names(const std::vector<TensorDoc>& docs) {
 const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> entries = {
       resnet_entry("resnet18"), resnet_entry("resnet34"), resnet_entry("resnet50"),
-      unetplusplus_entry(),     autoencoder_kl_entry(),   clip_text_registry_entry()};
+      unetplusplus_entry(),     autoencoder_kl_entry(),   clip_text_registry_entry(),
+      unet2d_condition_entry()};
   return entries;
 }
 
