@@ -134,6 +134,35 @@ UNet2DConditionConfig UNet2DConditionConfig::from_json_file(const std::string& p
   return from_json(json);
 }
 
+nlohmann::json UNet2DConditionConfig::to_json() const {
+  nlohmann::json j = {{"_class_name", "UNet2DConditionModel"},
+                      {"act_fn", "silu"},
+                      {"attention_head_dim", attention_head_dim},
+                      {"block_out_channels", block_out_channels},
+                      {"center_input_sample", center_input_sample},
+                      {"conv_in_kernel", conv_in_kernel},
+                      {"conv_out_kernel", conv_out_kernel},
+                      {"cross_attention_dim", cross_attention_dim},
+                      {"down_block_types", down_block_types},
+                      {"downsample_padding", downsample_padding},
+                      {"dropout", dropout},
+                      {"flip_sin_to_cos", flip_sin_to_cos},
+                      {"freq_shift", freq_shift},
+                      {"in_channels", in_channels},
+                      {"layers_per_block", layers_per_block},
+                      {"mid_block_scale_factor", mid_block_scale_factor},
+                      {"mid_block_type", kMid},
+                      {"norm_eps", norm_eps},
+                      {"norm_num_groups", norm_num_groups},
+                      {"out_channels", out_channels},
+                      {"time_embedding_dim", nullptr},
+                      {"transformer_layers_per_block", transformer_layers_per_block},
+                      {"up_block_types", up_block_types},
+                      {"use_linear_projection", use_linear_projection}};
+  if (time_embedding_dim) j["time_embedding_dim"] = *time_embedding_dim;
+  return j;
+}
+
 void UNet2DConditionConfig::validate() const {
   const size_t n = block_out_channels.size();
   CXR_CHECK(n > 0, "UNet2DConditionModel: block_out_channels must not be empty");

@@ -72,6 +72,8 @@ struct UNet2DConditionConfig {
   // (check_all_used), so a misspelt key fails before anything is built.
   static UNet2DConditionConfig from_json(JsonConfig& json);
   static UNet2DConditionConfig from_json_file(const std::string& path);
+  // The config.json diffusers writes for this configuration (what from_json reads back).
+  nlohmann::json to_json() const;
   // Throws naming the first bad value (block type names and counts, channels not divisible by
   // groups or heads, non-positive sizes, even kernels, ...).
   void validate() const;
