@@ -1,0 +1,64 @@
+// ctest-label: slow
+// The real SD v1 ControlNetModel (models/controlnet.h), built from lllyasviel/sd-controlnet-*'s
+// config.json (stored in tests/fixtures/controlnet.safetensors by tests/golden/gen_controlnet.py)
+// and from the SD v1 UNet config: exactly 361,279,120 parameters and the state-dict names and
+// shapes of ../shared/spec/keys/controlnet.tsv (diffusers' model). Allocates 1.4 GB of float32
+// weights, hence the "slow" label.
+#include <gtest/gtest.h>
+
+#include <fstream>
+#include <map>
+#include <sstream>
+
+#include "models/controlnet.h"
+#include "support/fixtures.h"
+
+using namespace cxr;
+using namespace cxr::models;
+
+namespace {
+
+// key -> shape from a "key<TAB>[d0, d1, ...]" file.
+std::map<std::string, Shape> read_key_shapes(const std::string& path) {
+  std::map<std::string, Shape> out;
+  std::ifstream tsv(path);
+  EXPECT_TRUE(tsv) << "cannot open " << path;
+  std::string line;
+  while (std::getline(tsv, line)) {
+    if (line.empty()) continue;
+    const size_t tab = line.find('\t');
+    EXPECT_NE(tab, std::string::npos) << line;
+    Shape shape;
+    std::stringstream dims(line.substr(tab + 1));
+    char c;
+    int64_t d;
+    dims >> c;  // '['
+    while (dims >> d) {
+      shape.push_back(d);
+      dims >> c;  // ',' or ']'
+    }
+    out[line.substr(0, tab)] = shape;
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST(ControlNetModelReal, StableDiffusionV1KeysShapesAndParameterCount) {
+  const std::vector<uint8_t> bytes =
+      test::fixture_tensor("controlnet.safetensors", "sd.config").to_vector<uint8_t>();
+  JsonConfig json(nlohmann::json::parse(std::string(bytes.begin(), bytes.end())), "sd config");
+  const ControlNetConfig config = ControlNetConfig::from_json(json);
+  // The same configuration as from_unet(SD v1 UNet) gives.
+  EXPECT_EQ(config.to_json(), ControlNetConfig::stable_diffusion_v1().to_json());
+  const ControlNetModel m(config);
+  EXPECT_EQ(m.num_parameters(), 361279120);
+  EXPECT_EQ(m.num_down_residuals(), 12u);
+
+  const std::map<std::string, Shape> expected =
+      read_key_shapes(test::shared_data_path("../spec/keys/controlnet.tsv"));
+  ASSERT_EQ(expected.size(), 340u);
+  std::map<std::string, Shape> actual;
+  for (const auto& [key, t] : m.state_dict()) actual[key] = t.shape();
+  EXPECT_EQ(actual, expected);
+}
