@@ -84,6 +84,32 @@ AutoencoderKLConfig AutoencoderKLConfig::from_json_file(const std::string& path)
   return from_json(json);
 }
 
+nlohmann::json AutoencoderKLConfig::to_json() const {
+  nlohmann::json j = {
+      {"_class_name", "AutoencoderKL"},
+      {"act_fn", "silu"},
+      {"block_out_channels", block_out_channels},
+      {"down_block_types",
+       std::vector<std::string>(block_out_channels.size(), "DownEncoderBlock2D")},
+      {"in_channels", in_channels},
+      {"latent_channels", latent_channels},
+      {"latents_mean", nullptr},
+      {"latents_std", nullptr},
+      {"layers_per_block", layers_per_block},
+      {"mid_block_add_attention", mid_block_add_attention},
+      {"norm_num_groups", norm_num_groups},
+      {"out_channels", out_channels},
+      {"scaling_factor", scaling_factor},
+      {"shift_factor", nullptr},
+      {"up_block_types", std::vector<std::string>(block_out_channels.size(), "UpDecoderBlock2D")},
+      {"use_post_quant_conv", use_post_quant_conv},
+      {"use_quant_conv", use_quant_conv}};
+  if (shift_factor) j["shift_factor"] = *shift_factor;
+  if (!latents_mean.empty()) j["latents_mean"] = latents_mean;
+  if (!latents_std.empty()) j["latents_std"] = latents_std;
+  return j;
+}
+
 void AutoencoderKLConfig::validate() const {
   CXR_CHECK(in_channels > 0 && out_channels > 0 && latent_channels > 0,
             "AutoencoderKL: in_channels (", in_channels, "), out_channels (", out_channels,

@@ -51,6 +51,8 @@ struct AutoencoderKLConfig {
   // precision hint) are accepted and ignored; any other unknown key throws (check_all_used).
   static AutoencoderKLConfig from_json(JsonConfig& json);
   static AutoencoderKLConfig from_json_file(const std::string& path);
+  // The config.json diffusers writes for this configuration (what from_json reads back).
+  nlohmann::json to_json() const;
   // Throws naming the first bad value (non-positive channels, groups not dividing channels, ...).
   void validate() const;
 };

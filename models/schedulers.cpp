@@ -149,6 +149,27 @@ SchedulerConfig SchedulerConfig::from_json(JsonConfig& json, SchedulerKind kind)
   return c;
 }
 
+nlohmann::json SchedulerConfig::to_json(SchedulerKind kind) const {
+  const char* const class_names[] = {"DDPMScheduler", "DDIMScheduler", "PNDMScheduler",
+                                     "EulerAncestralDiscreteScheduler"};
+  nlohmann::json j = {{"_class_name", class_names[static_cast<int>(kind)]},
+                      {"num_train_timesteps", num_train_timesteps},
+                      {"beta_start", beta_start},
+                      {"beta_end", beta_end},
+                      {"beta_schedule", beta_schedule},
+                      {"trained_betas", nullptr},
+                      {"prediction_type", prediction_type},
+                      {"timestep_spacing", timestep_spacing},
+                      {"steps_offset", steps_offset},
+                      {"clip_sample", clip_sample},
+                      {"clip_sample_range", clip_sample_range},
+                      {"set_alpha_to_one", set_alpha_to_one},
+                      {"skip_prk_steps", skip_prk_steps},
+                      {"variance_type", variance_type}};
+  if (!trained_betas.empty()) j["trained_betas"] = trained_betas;
+  return j;
+}
+
 // ---- noise schedule ------------------------------------------------------------------------
 
 NoiseSchedule::NoiseSchedule(const SchedulerConfig& config) {

@@ -56,6 +56,9 @@ struct SchedulerConfig {
   // other diffusers schedulers are accepted only with values that change nothing here (e.g.
   // thresholding false), unknown keys throw (JsonConfig::check_all_used).
   static SchedulerConfig from_json(JsonConfig& json, SchedulerKind kind);
+  // The scheduler_config.json of diffusers' `kind` class with these settings (what from_json reads
+  // back); eta is not a config key and is left out.
+  nlohmann::json to_json(SchedulerKind kind) const;
 };
 
 // The forward process shared by all schedulers (identical code in diffusers' DDPM/DDIM/PNDM):
