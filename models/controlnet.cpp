@@ -3,8 +3,6 @@
 // (build_down_blocks, build_mid_block, run_down_blocks, run_mid_block of unet2d_condition.h).
 #include "models/controlnet.h"
 
-#include <algorithm>
-
 #include "autograd/elementwise.h"  // add, mul, silu
 #include "autograd/views.h"        // to
 #include "nn/init.h"
@@ -159,13 +157,6 @@ nlohmann::json ControlNetConfig::to_json() const {
   j["only_cross_attention"] = false;
   j["upcast_attention"] = false;
   j["resnet_time_scale_shift"] = "default";
-  j["layers_per_block"] = unet.layers_per_block.at(0);
-  // Per-block lists with one value are written as that int, as diffusers' configs have them.
-  for (const char* key : {"attention_head_dim", "transformer_layers_per_block"}) {
-    const nlohmann::json& list = j[key];
-    if (std::all_of(list.begin(), list.end(), [&](const auto& v) { return v == list[0]; }))
-      j[key] = nlohmann::json(list[0]);
-  }
   return j;
 }
 

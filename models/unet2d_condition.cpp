@@ -2,6 +2,7 @@
 // helpers, and the model (see unet2d_condition.h).
 #include "models/unet2d_condition.h"
 
+#include <algorithm>
 #include <sstream>
 
 #include "autograd/checkpoint.h"
@@ -160,6 +161,14 @@ nlohmann::json UNet2DConditionConfig::to_json() const {
                       {"up_block_types", up_block_types},
                       {"use_linear_projection", use_linear_projection}};
   if (time_embedding_dim) j["time_embedding_dim"] = *time_embedding_dim;
+  // Per-block lists of one value are written as that int, as diffusers' configs have them (its
+  // ControlNetModel.from_unet needs an int layers_per_block).
+  for (const char* key :
+       {"layers_per_block", "transformer_layers_per_block", "attention_head_dim"}) {
+    const std::vector<int64_t> list = j[key];
+    if (std::all_of(list.begin(), list.end(), [&](int64_t v) { return v == list[0]; }))
+      j[key] = list[0];
+  }
   return j;
 }
 
