@@ -26,9 +26,12 @@ struct Cache {
   std::multimap<size_t, void*> free_blocks;
   AllocatorStats stats;
 };
+// Never destroyed: tensors held by other static objects (a test's cached model, a global
+// registry) are freed during static destruction, after a function-local static Cache would be
+// gone. The blocks it still holds at exit go back to the OS with the process.
 Cache& cache() {
-  static Cache c;
-  return c;
+  static Cache* c = new Cache;
+  return *c;
 }
 
 size_t round_up(size_t n) {
