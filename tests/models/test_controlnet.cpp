@@ -3,8 +3,9 @@
 // weights, the zero convs included, built from diffusers' own config.json (every down residual and
 // the mid residual at conditioning_scale 0.5, gradients w.r.t. sample and controlnet_cond);
 // gradient checkpointing; from_unet on the tiny UNet of tests/fixtures/unet2d_condition.safetensors
-// (exact copies, zero convs, UNet output bitwise unchanged by the residuals); config round trip and
-// rejections; input errors. The real SD v1 size is in test_controlnet_real.cpp.
+// (exact copies, zero convs, UNet output bitwise unchanged by the residuals, the first training
+// step's gradients reaching only the zero 1x1 convs); seeded re-initialisation; config round trip
+// and rejections; input errors. The real SD v1 size is in test_controlnet_real.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -57,6 +58,33 @@ Tensor leaf(const Tensor& t) {
   Tensor x = raw::clone(t);
   x.set_requires_grad(true);
   return x;
+}
+
+// The names of the zero-initialised convs' tensors.
+bool is_zero_conv(const std::string& key) {
+  for (const char* prefix :
+       {"controlnet_down_blocks.", "controlnet_mid_block.", "controlnet_cond_embedding.conv_out."})
+    if (key.rfind(prefix, 0) == 0) return true;
+  return false;
+}
+
+const char* const kUNetFixture = "unet2d_condition.safetensors";
+
+// The tiny UNet of tests/fixtures/unet2d_condition.safetensors (its encoder is the tiny
+// ControlNet's: blocks (16, 32), one layer, cross-attention 8).
+std::unique_ptr<UNet2DConditionModel> load_tiny_unet() {
+  const std::vector<uint8_t> bytes =
+      test::fixture_tensor(kUNetFixture, "tiny.config").to_vector<uint8_t>();
+  JsonConfig json(nlohmann::json::parse(std::string(bytes.begin(), bytes.end())), "unet");
+  auto unet = std::make_unique<UNet2DConditionModel>(UNet2DConditionConfig::from_json(json));
+  nn::LoadReport report = unet->load_state_dict(test::fixture_entries(kUNetFixture, "tiny.param."));
+  EXPECT_TRUE(report.ok()) << report.str();
+  unet->eval();
+  return unet;
+}
+
+Tensor unet_fx(const std::string& key) {
+  return test::fixture_tensor(kUNetFixture, key);
 }
 
 struct TinyRun {
@@ -114,13 +142,8 @@ TEST(ControlNetModel, GradientCheckpointingGivesTheSameGradients) {
 }
 
 TEST(ControlNetModel, FromUnetCopiesTheEncoderAndLeavesTheUnetUnchanged) {
-  const char* const unet_fixture = "unet2d_condition.safetensors";
-  const std::vector<uint8_t> bytes =
-      test::fixture_tensor(unet_fixture, "tiny.config").to_vector<uint8_t>();
-  JsonConfig unet_json(nlohmann::json::parse(std::string(bytes.begin(), bytes.end())), "unet");
-  UNet2DConditionModel unet(UNet2DConditionConfig::from_json(unet_json));
-  ASSERT_TRUE(unet.load_state_dict(test::fixture_entries(unet_fixture, "tiny.param.")).ok());
-  unet.eval();
+  auto unet_ptr = load_tiny_unet();
+  UNet2DConditionModel& unet = *unet_ptr;
 
   auto net = ControlNetModel::from_unet(unet, {4, 8, 8, 16});
   net->eval();
@@ -129,9 +152,7 @@ TEST(ControlNetModel, FromUnetCopiesTheEncoderAndLeavesTheUnetUnchanged) {
   for (const auto& [key, t] : net->state_dict()) {
     SCOPED_TRACE(key);
     if (key.rfind("controlnet_", 0) == 0) {
-      const bool zero_conv = key.rfind("controlnet_cond_embedding.", 0) != 0 ||
-                             key.rfind("controlnet_cond_embedding.conv_out.", 0) == 0;
-      if (zero_conv) {
+      if (is_zero_conv(key)) {
         EXPECT_TRUE(test::bitwise_equal(t, raw::zeros(t.shape())));
         ++zero;
       }
@@ -152,9 +173,9 @@ TEST(ControlNetModel, FromUnetCopiesTheEncoderAndLeavesTheUnetUnchanged) {
   EXPECT_EQ(zero, 2 * (4 + 1 + 1));  // weight and bias of 4 down convs, the mid conv, conv_out
 
   // Zero residuals: the UNet's output is bitwise what it is without a ControlNet.
-  const Tensor sample = test::fixture_tensor(unet_fixture, "tiny.sample");
-  const Tensor t = test::fixture_tensor(unet_fixture, "tiny.t_float");
-  const Tensor ehs = test::fixture_tensor(unet_fixture, "tiny.ehs");
+  const Tensor sample = unet_fx("tiny.sample");
+  const Tensor t = unet_fx("tiny.t_float");
+  const Tensor ehs = unet_fx("tiny.ehs");
   const Tensor cond = fx("tiny.cond");
   const ControlNetOutput res = net->forward(sample, t, ehs, cond);
   const Tensor with =
@@ -228,4 +249,54 @@ TEST(ControlNetModel, InputErrorsNameTheExpectedShape) {
                         "sample [B, 4");
   EXPECT_ERROR_CONTAINS(m->forward(sample, t, raw::zeros({2, 5, 7}), fx("tiny.cond")),
                         "encoder_hidden_states [2, S, 8]");
+}
+
+TEST(ControlNetModel, ResetParametersIsSeededAndKeepsTheZeroConvsZero) {
+  auto a = load_tiny(), b = load_tiny();
+  Generator ga(7), gb(7);
+  a->reset_parameters(ga);
+  b->reset_parameters(gb);
+  const nn::StateDict sa = a->state_dict(), sb = b->state_dict();
+  for (const auto& [key, t] : sa) {
+    SCOPED_TRACE(key);
+    EXPECT_TRUE(test::bitwise_equal(t, sb.at(key)));
+    // The fixture's (randomized) zero convs are zero again; the other convs are not.
+    if (is_zero_conv(key)) {
+      EXPECT_TRUE(test::bitwise_equal(t, raw::zeros(t.shape())));
+    } else if (key == "controlnet_cond_embedding.conv_in.weight") {
+      EXPECT_FALSE(test::bitwise_equal(t, raw::zeros(t.shape())));
+    }
+  }
+}
+
+// A fresh ControlNet behind a frozen UNet (train_controlnet.py's step): at the zero init only the
+// 1x1 zero convs get gradient; their weights are 0, so nothing flows back through them into the
+// encoder or the conditioning embedding (conv_out included) in this first step.
+TEST(ControlNetModel, FreshControlNetTrainsThroughTheZeroConvsFirst) {
+  auto unet_ptr = load_tiny_unet();
+  UNet2DConditionModel& unet = *unet_ptr;
+  unet.requires_grad(false);
+  auto net = ControlNetModel::from_unet(unet, {4, 8, 8, 16});
+  net->gradient_checkpointing = true;
+
+  const Tensor sample = unet_fx("tiny.sample");
+  const Tensor t = unet_fx("tiny.t_float");
+  const Tensor ehs = unet_fx("tiny.ehs");
+  const ControlNetOutput res = net->forward(sample, t, ehs, fx("tiny.cond"));
+  const Tensor eps =
+      unet.forward(sample, t, ehs, res.down_block_res_samples, res.mid_block_res_sample);
+  backward(eps, unet_fx("tiny.gy"));
+  auto nonzero = [](const Tensor& g) {
+    if (!g.defined()) return false;
+    for (double v : g.to_vector<double>())
+      if (v != 0) return true;
+    return false;
+  };
+  for (const auto& [key, p] : net->named_parameters()) {
+    SCOPED_TRACE(key);
+    const bool residual_conv =
+        key.rfind("controlnet_down_blocks.", 0) == 0 || key.rfind("controlnet_mid_block.", 0) == 0;
+    EXPECT_EQ(nonzero(p.grad()), residual_conv);
+  }
+  for (const auto& [key, p] : unet.named_parameters()) EXPECT_FALSE(p.grad().defined()) << key;
 }
