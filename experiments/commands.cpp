@@ -11,7 +11,8 @@ std::vector<Command> register_commands(CLI::App& app) {
           register_run_model(app),
           register_train_classifier(app),
           register_train_segmenter(app),
-          register_tokenize(app)};
+          register_tokenize(app),
+          register_sample(app)};
 }
 
 }  // namespace cxr::experiments

@@ -26,5 +26,6 @@ Command register_run_model(CLI::App& app);         // run-model (run_model_cmd.c
 Command register_train_classifier(CLI::App& app);  // train-classifier (train_classifier_cmd.cpp)
 Command register_train_segmenter(CLI::App& app);   // train-segmenter (train_segmenter_cmd.cpp)
 Command register_tokenize(CLI::App& app);          // tokenize (tokenize_cmd.cpp)
+Command register_sample(CLI::App& app);            // sample (sample_cmd.cpp)
 
 }  // namespace cxr::experiments

@@ -38,11 +38,16 @@ std::string Progress::line(int64_t epoch, int64_t step, double mean_loss) const 
   const int64_t total = (epochs_ - first_epoch_ + 1) * steps_per_epoch_;
   const double eta =
       steps_done_ > 0 ? elapsed / double(steps_done_) * double(total - steps_done_) : NAN;
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "epoch %lld/%lld  step %lld/%lld  loss %.4f  %.1f img/s  ETA %s",
-                (long long)epoch, (long long)epochs_, (long long)step, (long long)steps_per_epoch_,
-                mean_loss, elapsed > 0 ? double(images_) / elapsed : 0.0,
-                format_duration(eta).c_str());
+  // One-pass jobs (sampling) show no epoch, and no loss when it is NaN.
+  char epoch_part[48] = "", loss_part[32] = "";
+  if (epochs_ > 1)
+    std::snprintf(epoch_part, sizeof epoch_part, "epoch %lld/%lld  ", (long long)epoch,
+                  (long long)epochs_);
+  if (!std::isnan(mean_loss)) std::snprintf(loss_part, sizeof loss_part, "loss %.4f  ", mean_loss);
+  char buf[200];
+  std::snprintf(buf, sizeof buf, "%sstep %lld/%lld  %s%.1f img/s  ETA %s", epoch_part,
+                (long long)step, (long long)steps_per_epoch_, loss_part,
+                elapsed > 0 ? double(images_) / elapsed : 0.0, format_duration(eta).c_str());
   return buf;
 }
 

@@ -16,8 +16,8 @@ class Progress {
   // starts, so the rate counts only this run's steps.
   Progress(int64_t epochs, int64_t steps_per_epoch, int64_t first_epoch, std::FILE* out = stderr,
            double period_s = 30.0);
-  // After step `step` (1-based) of `epoch` (1-based), with the running mean loss and the images
-  // of this step.
+  // After step `step` (1-based) of `epoch` (1-based), with the running mean loss (NaN: none) and
+  // the images of this step. With a single epoch the line shows no epoch.
   void update(int64_t epoch, int64_t step, double mean_loss, int64_t images);
   // Ends the epoch's progress line on a terminal (the caller logs the epoch's summary).
   void end_epoch();

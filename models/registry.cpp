@@ -5,6 +5,7 @@
 
 #include "models/autoencoder_kl.h"
 #include "models/clip_text.h"
+#include "models/controlnet.h"
 #include "models/resnet.h"
 #include "models/unet2d_condition.h"
 #include "models/unetplusplus.h"
@@ -222,6 +223,79 @@ ModelEntry unet2d_condition_entry() {
   return e;
 }
 
+// diffusers ControlNetModel over named tensors: sample, timestep, encoder_hidden_states,
+// controlnet_cond and the optional scalar conditioning_scale (default 1) ->
+// "down_block_res_samples.<i>" (one per UNet skip tensor) and "mid_block_res_sample".
+class ControlNetRunnable : public RunnableModel {
+ public:
+  explicit ControlNetRunnable(std::shared_ptr<ControlNetModel> model) : model_(std::move(model)) {}
+  nn::Module& module() override { return *model_; }
+  TensorMap forward(const TensorMap& inputs) override {
+    double scale = 1.0;
+    if (auto it = inputs.find("conditioning_scale"); it != inputs.end()) {
+      CXR_CHECK(it->second.numel() == 1,
+                "controlnet: conditioning_scale must be a scalar (one element), got shape ",
+                shape_str(it->second.sizes()));
+      scale = it->second.item();
+    }
+    const ControlNetOutput out =
+        model_->forward(inputs.at("sample"), inputs.at("timestep"),
+                        inputs.at("encoder_hidden_states"), inputs.at("controlnet_cond"), scale);
+    TensorMap result = {{"mid_block_res_sample", out.mid_block_res_sample}};
+    for (size_t i = 0; i < out.down_block_res_samples.size(); ++i)
+      result["down_block_res_samples." + std::to_string(i)] = out.down_block_res_samples[i];
+    return result;
+  }
+
+ private:
+  std::shared_ptr<ControlNetModel> model_;
+};
+
+ModelEntry controlnet_entry() {
+  ModelEntry e;
+  e.name = "controlnet";
+  e.summary =
+      "diffusers ControlNetModel (SD v1 ControlNet): noisy latents, timestep, text embeddings and "
+      "a conditioning image -> residuals for the UNet's skip tensors and mid block";
+  e.config_keys = {
+      "(keys of a diffusers controlnet/config.json, unchanged; defaults are diffusers')",
+      "in_channels: int = 4, conditioning_channels: int = 3",
+      "conditioning_embedding_out_channels: [int] = [16, 32, 96, 256]  (cond image = 2^(n-1) x "
+      "latent size)",
+      "block_out_channels: [int] = [320, 640, 1280, 1280]",
+      "down_block_types: [string]  CrossAttnDownBlock2D | DownBlock2D per block",
+      "mid_block_type: string = \"UNetMidBlock2DCrossAttn\"  (the only one)",
+      "layers_per_block: int = 2  (one int, not a list)",
+      "attention_head_dim: int | [int] = 8  the NUMBER OF HEADS (diffusers' naming)",
+      "transformer_layers_per_block: int | [int] = 1",
+      "cross_attention_dim: int = 1280  (SD v1: 768)",
+      "norm_num_groups: int = 32, norm_eps: float = 1e-5",
+      "use_linear_projection: bool = false",
+      "flip_sin_to_cos: bool = true, freq_shift: int = 0",
+      "downsample_padding: int = 1, mid_block_scale_factor: float = 1",
+      "controlnet_conditioning_channel_order: \"rgb\" (only), global_pool_conditions: false (only)",
+      "act_fn: \"silu\"; _class_name, _diffusers_version, _name_or_path: ignored",
+      "other diffusers options (class_embed_type, addition_embed_type, upcast_attention, "
+      "resnet_time_scale_shift, ...): only their defaults"};
+  e.inputs = {{"sample", "float [B, in_channels, H, W] noisy latents"},
+              {"timestep", "scalar, [1] or [B], integer or float"},
+              {"encoder_hidden_states", "float [B, S, cross_attention_dim] text embeddings"},
+              {"controlnet_cond", "float [B, conditioning_channels, 8 H, 8 W] in [0, 1] (SD v1)"}};
+  e.optional_inputs = {
+      {"conditioning_scale", "scalar (one element), default 1: multiplies every residual"}};
+  for (int i = 0; i < kUNetDownResiduals; ++i)
+    e.outputs.push_back({"down_block_res_samples." + std::to_string(i),
+                         i == 0 ? "residual for UNet skip tensor 0 (12 in SD v1; a smaller "
+                                  "config has fewer: one per skip tensor)"
+                                : "residual for UNet skip tensor " + std::to_string(i)});
+  e.outputs.push_back({"mid_block_res_sample", "residual for the UNet mid block's output"});
+  e.build = [](JsonConfig& c) -> std::unique_ptr<RunnableModel> {
+    return std::make_unique<ControlNetRunnable>(
+        std::make_shared<ControlNetModel>(ControlNetConfig::from_json(c)));
+  };
+  return e;
+}
+
 std::string names(const std::vector<ModelEntry>& entries) {
   std::string out;
   for (const auto& e : entries) out += (out.empty() ? "" : ", ") + e.name;
@@ -240,7 +314,7 @@ const std::vector<ModelEntry>& model_registry() {
   static const std::vector<ModelEntry> entries = {
       resnet_entry("resnet18"), resnet_entry("resnet34"), resnet_entry("resnet50"),
       unetplusplus_entry(),     autoencoder_kl_entry(),   clip_text_registry_entry(),
-      unet2d_condition_entry()};
+      unet2d_condition_entry(), controlnet_entry()};
   return entries;
 }
 
