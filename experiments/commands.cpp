@@ -12,7 +12,8 @@ std::vector<Command> register_commands(CLI::App& app) {
           register_train_classifier(app),
           register_train_segmenter(app),
           register_tokenize(app),
-          register_sample(app)};
+          register_sample(app),
+          register_train_controlnet(app)};
 }
 
 }  // namespace cxr::experiments

@@ -27,5 +27,6 @@ Command register_train_classifier(CLI::App& app);  // train-classifier (train_cl
 Command register_train_segmenter(CLI::App& app);   // train-segmenter (train_segmenter_cmd.cpp)
 Command register_tokenize(CLI::App& app);          // tokenize (tokenize_cmd.cpp)
 Command register_sample(CLI::App& app);            // sample (sample_cmd.cpp)
+Command register_train_controlnet(CLI::App& app);  // train-controlnet (train_controlnet_cmd.cpp)
 
 }  // namespace cxr::experiments

@@ -1,0 +1,164 @@
+// `cxr train-controlnet`: trains the mask ControlNet of the generator (spec/diffusion.md §4.4)
+// behind a frozen VAE, text encoder and UNet (gradients flow through the frozen UNet into the
+// ControlNet), on a pneumothorax dataset's images, captions and masks. Each sample's prompt is
+// replaced by "N/A" and its mask by black with the configured probabilities, so every condition
+// combination (t2i, m2i, tm2i) is learned; LatentDiffusion applies the condition rules.
+#include <algorithm>
+#include <filesystem>
+
+#include "autograd/elementwise.h"
+#include "experiments/commands.h"
+#include "experiments/generator_trainer.h"
+#include "models/latent_diffusion.h"
+#include "models/sd_folder.h"
+#include "tensor/creation.h"
+#include "tensor/error.h"
+#include "tensor/indexing.h"
+#include "tensor/random.h"
+
+namespace cxr::experiments {
+
+namespace {
+
+constexpr int64_t kSampleCount = 4;  // images in a sample grid
+
+// diffusers' conditioning_embedding_out_channels (16, 32, 96, 256) downscale the mask by 8, the
+// SD VAE's factor; a VAE with another factor gets the prefix whose downscale matches it.
+std::vector<int64_t> conditioning_channels(int64_t vae_factor) {
+  const std::vector<int64_t> sd = {16, 32, 96, 256};
+  size_t n = 1;
+  while ((int64_t(1) << (n - 1)) < vae_factor && n < sd.size()) ++n;
+  CXR_CHECK((int64_t(1) << (n - 1)) == vae_factor, "train-controlnet: the VAE downsamples by ",
+            vae_factor, "; a ControlNet from the UNet supports 1, 2, 4 or 8");
+  return {sd.begin(), sd.begin() + ptrdiff_t(n)};
+}
+
+class ControlNetTask : public GeneratorTask {
+ public:
+  explicit ControlNetTask(const GeneratorConfig& c) : config_(c) {
+    data_ = load_generator_data(c);
+    models::SdFolder folder = models::load_sd_folder(c.model);
+    scheduler_ = folder.scheduler;
+    ld_.vae = folder.vae;
+    ld_.text_encoder = folder.text_encoder;
+    ld_.tokenizer = folder.tokenizer;
+    ld_.unet = folder.unet;
+    ld_.noise = folder.scheduler->config();
+    continued_ = folder.controlnet != nullptr;
+    if (continued_) {
+      ld_.controlnet = folder.controlnet;
+    } else {
+      manual_seed(c.seed);  // the conditioning embedding's initialisation
+      ld_.controlnet = models::ControlNetModel::from_unet(
+          *ld_.unet, conditioning_channels(ld_.vae->downsampling_factor()));
+    }
+    ld_.validate();
+    mode_ = models::parse_condition_mode(c.mode);
+    const Device device = Device::parse(c.device);
+    for (nn::Module* m : std::initializer_list<nn::Module*>{ld_.vae.get(), ld_.text_encoder.get(),
+                                                            ld_.unet.get()}) {
+      m->requires_grad(false);
+      m->eval();
+      m->to(device);
+    }
+    ld_.controlnet->requires_grad(true);
+    ld_.controlnet->train();
+    ld_.controlnet->to(device);
+    device_ = device;
+    samples_ = first_examples(data_, kSampleCount);
+  }
+
+  std::string summary() const override {
+    int64_t n = 0;
+    for (const Tensor& p : ld_.controlnet->parameters()) n += p.numel();
+    return std::string("controlnet (") + (continued_ ? "continued from " : "from the UNet of ") +
+           config_.model + ", " + std::to_string(n) + " trainable parameters, mode " +
+           config_.mode + ") on " + config_.dataset + ": " + std::to_string(data_.dataset->size()) +
+           " images";
+  }
+  std::shared_ptr<const data::ExampleSource> train_source() const override { return data_.source; }
+  nn::StateDict trainable_state() const override { return ld_.controlnet->state_dict(); }
+  std::vector<Tensor> trainable_parameters() const override { return ld_.controlnet->parameters(); }
+
+  Tensor loss(const data::Batch& batch, Generator& gen) override {
+    const int64_t b = batch.size();
+    std::vector<std::string> prompts;
+    std::vector<float> keep_mask;
+    for (int64_t i = 0; i < b; ++i) {
+      const bool drop_prompt = uniform(gen) < config_.empty_prompt_fraction;
+      const bool drop_mask = uniform(gen) < config_.empty_mask_fraction;
+      prompts.push_back(drop_prompt ? "N/A" : data_.captions[size_t(batch.indices[size_t(i)])]);
+      keep_mask.push_back(drop_mask ? 0.0f : 1.0f);
+    }
+    const Tensor keep = raw::from_vector(keep_mask, {b, 1, 1, 1});
+    const Tensor masks = masks_of(batch) * keep;
+    return ld_.training_loss(
+        raw::to(to_model_images(batch.images, ld_.vae->config().in_channels), device_), prompts,
+        raw::to(masks, device_), mode_, gen);
+  }
+
+  void write_samples(const std::string& path) override {
+    ld_.controlnet->eval();
+    std::vector<std::string> prompts;
+    std::vector<uint64_t> seeds;
+    for (int64_t i = 0; i < samples_.size(); ++i) {
+      prompts.push_back(data_.captions[size_t(samples_.indices[size_t(i)])]);
+      seeds.push_back(uint64_t(i));
+    }
+    models::SampleOptions o;
+    o.scheduler = "ddim";
+    o.steps = config_.sample_steps;
+    o.guidance_scale = 1.0;  // the conditional model as trained, one pass per step
+    o.height = o.width = config_.image_size;
+    o.mode = mode_;
+    const Tensor masks = masks_of(samples_);
+    const Tensor generated = raw::to(
+        models::sample_images(ld_, prompts, raw::to(masks, device_), seeds, o), Device::cpu());
+    // Rows: the real images, their masks, the generations from (caption, mask).
+    write_grid(path,
+               {raw::repeat(raw::to(samples_.images, kFloat32), {1, 3, 1, 1}), masks, generated});
+    ld_.controlnet->train();
+  }
+
+  void save_model(const std::string& dir) override {
+    models::SdFolder folder;
+    folder.unet = ld_.unet;
+    folder.vae = ld_.vae;
+    folder.text_encoder = ld_.text_encoder;
+    folder.tokenizer = ld_.tokenizer;
+    folder.scheduler = scheduler_;
+    folder.controlnet = ld_.controlnet;
+    for (nn::Module* m : std::initializer_list<nn::Module*>{ld_.vae.get(), ld_.text_encoder.get(),
+                                                            ld_.unet.get(), ld_.controlnet.get()})
+      m->to(Device::cpu());
+    models::save_sd_folder(dir, folder);
+  }
+
+ private:
+  // The union masks (uint8 [B, 1, H, W]) as the ControlNet condition [B, 3, H, W] in {0, 1}.
+  static Tensor masks_of(const data::Batch& batch) {
+    CXR_CHECK(batch.masks.defined(), "train-controlnet: the dataset gave no masks");
+    return raw::repeat(raw::to(batch.masks, kFloat32), {1, 3, 1, 1});
+  }
+
+  GeneratorConfig config_;
+  GeneratorData data_;
+  models::LatentDiffusion ld_;
+  std::shared_ptr<models::Scheduler> scheduler_;
+  models::ConditionMode mode_ = models::ConditionMode::TextMask;
+  Device device_;
+  bool continued_ = false;
+  data::Batch samples_;
+};
+
+}  // namespace
+
+Command register_train_controlnet(CLI::App& app) {
+  return register_generator_command(
+      app, GeneratorKind::ControlNet, "train-controlnet",
+      "Train the mask ControlNet of a latent diffusion model (frozen VAE, text encoder and UNet) "
+      "on a pneumothorax dataset",
+      [](const GeneratorConfig& c) { return std::make_unique<ControlNetTask>(c); });
+}
+
+}  // namespace cxr::experiments

@@ -1,0 +1,167 @@
+// ctest-label: slow
+// The generator training commands end to end on the tiny diffusers folder (tests/fixtures/sd_tiny,
+// 16x16 images) and a phantom SIIM dataset written by `cxr phantoms`: `cxr train-controlnet`
+// lowers its loss, writes its run folder and a model folder that `cxr sample` loads, resumes
+// bitwise, and rejects bad configs before writing anything.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <numeric>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "support/files.h"
+
+namespace cxr {
+namespace {
+
+namespace fs = std::filesystem;
+
+const std::string kSdTiny = std::string(CXR_FIXTURE_DIR) + "/sd_tiny";
+
+test::CommandResult cxr_run(const std::string& args) {
+  // The models are tiny: thread start-up would dominate (and crawl on a busy machine). Results do
+  // not depend on the thread count.
+  setenv("OMP_NUM_THREADS", "1", 1);
+  return test::run_command(CXR_BINARY, args);
+}
+
+// A 32 px phantom SIIM dataset (trained at 16 px), written once per process.
+std::string phantoms() {
+  const std::string dir = test::temp_path("gen_siim_32");
+  if (!fs::exists(dir)) {
+    auto r =
+        cxr_run("phantoms --quiet --layout siim --out " + dir + " --count 32 --size 32 --seed 5");
+    EXPECT_EQ(r.status, 0) << r.err;
+  }
+  return dir;
+}
+
+// The sd_tiny folder without its controlnet/ (a ControlNet is then made from the UNet).
+std::string sd_tiny_without_controlnet() {
+  const std::string dir = test::temp_path("sd_tiny_no_controlnet");
+  if (!fs::exists(dir)) {
+    fs::create_directories(dir);
+    for (const char* c : {"unet", "vae", "text_encoder", "tokenizer", "scheduler"})
+      fs::copy(kSdTiny + "/" + c, dir + "/" + c, fs::copy_options::recursive);
+    fs::copy(kSdTiny + "/model_index.json", dir + "/model_index.json");
+  }
+  return dir;
+}
+
+// The loss column of losses.csv.
+std::vector<double> losses(const fs::path& run) {
+  std::ifstream in(run / "losses.csv");
+  std::vector<double> out;
+  std::string line;
+  std::getline(in, line);
+  EXPECT_EQ(line, "step,lr,loss");
+  while (std::getline(in, line)) out.push_back(std::stod(line.substr(line.rfind(',') + 1)));
+  return out;
+}
+
+double mean(const std::vector<double>& v, size_t first, size_t count) {
+  return std::accumulate(v.begin() + ptrdiff_t(first), v.begin() + ptrdiff_t(first + count), 0.0) /
+         double(count);
+}
+
+std::string controlnet_settings(const std::string& model) {
+  return " --set model=" + model + " --set data_root=" + phantoms() +
+         " --set image_size=16 --set batch_size=8 --set gradient_accumulation=1 --set lr=3e-3"
+         " --set log_every=1 --set sample_steps=3 --set workers=1";
+}
+
+TEST(TrainControlNet, LearnsWritesItsRunFolderAndAModelThatSamples) {
+  test::TempDir run;
+  const fs::path out = run.dir / "run";
+  auto r = cxr_run("train-controlnet --out " + out.string() +
+                   controlnet_settings(sd_tiny_without_controlnet()) +
+                   " --set steps=60 --set sample_every=30 --set checkpoint_every=25");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<double> l = losses(out);
+  ASSERT_EQ(l.size(), 60u);
+  // Only the ControlNet learns, behind a random frozen UNet: a clear, not a large, margin.
+  EXPECT_LT(mean(l, 50, 10), mean(l, 0, 10) - 0.03) << r.err;
+  for (const char* f : {"config.json", "log.txt", "losses.csv", "checkpoints/last.safetensors",
+                        "samples/step_30.png", "samples/step_60.png", "model/model_index.json",
+                        "model/controlnet/config.json", "model/unet/config.json",
+                        "model/vae/config.json", "model/text_encoder/config.json",
+                        "model/tokenizer/vocab.json", "model/scheduler/scheduler_config.json"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  // The trained model samples with a caption and a mask.
+  const fs::path mask = run.dir / "mask.png";
+  for (const auto& e : fs::recursive_directory_iterator(phantoms() + "/dicom-images-train"))
+    if (e.path().extension() == ".png") {
+      fs::copy(e.path(), mask);
+      break;
+    }
+  auto s = cxr_run(
+      "sample --model " + (out / "model").string() + " --out " + (run.dir / "samples").string() +
+      " --prompt \"Large left pneumothorax\" --mask " + mask.string() + " --steps 2 --seed 1");
+  ASSERT_EQ(s.status, 0) << s.err;
+  EXPECT_TRUE(fs::exists(run.dir / "samples" / "synthetic.csv"));
+}
+
+TEST(TrainControlNet, StopAndResumeEqualsAnUninterruptedRun) {
+  test::TempDir run;
+  const std::string a = (run.dir / "a").string(), b = (run.dir / "b").string();
+  // Accumulation, EMA, checkpoints that do not fall on the stop, logging intervals across it.
+  const std::string common = controlnet_settings(kSdTiny) +
+                             " --set steps=9 --set batch_size=4 --set gradient_accumulation=2"
+                             " --set ema_decay=0.9 --set log_every=2 --set checkpoint_every=4"
+                             " --set empty_prompt_fraction=0.3 --set empty_mask_fraction=0.3";
+  auto ra = cxr_run("train-controlnet --out " + a + common);
+  ASSERT_EQ(ra.status, 0) << ra.err;
+  auto rb = cxr_run("train-controlnet --out " + b + common + " --stop-after-steps 3");
+  ASSERT_EQ(rb.status, 0) << rb.err;
+  EXPECT_FALSE(fs::exists(b + "/model"));
+  rb = cxr_run("train-controlnet --out " + b + " --resume --stop-after-steps 3");
+  ASSERT_EQ(rb.status, 0) << rb.err;
+  rb = cxr_run("train-controlnet --out " + b + " --resume");
+  ASSERT_EQ(rb.status, 0) << rb.err;
+  const std::string weights = "/model/controlnet/diffusion_pytorch_model.safetensors";
+  const std::string wa = test::read_text(a + weights), wb = test::read_text(b + weights);
+  ASSERT_FALSE(wa.empty());
+  EXPECT_TRUE(wa == wb) << "the resumed run's ControlNet differs";
+  EXPECT_EQ(test::read_text(a + "/losses.csv"), test::read_text(b + "/losses.csv"));
+  // The weights changed from the starting ControlNet.
+  EXPECT_NE(wa, test::read_text(kSdTiny + "/controlnet/diffusion_pytorch_model.safetensors"));
+  // A resumed run keeps its configuration.
+  auto changed = cxr_run("train-controlnet --out " + b + " --resume --set lr=0.5");
+  EXPECT_EQ(changed.status, 2);
+  EXPECT_NE(changed.err.find("key 'lr'"), std::string::npos) << changed.err;
+}
+
+TEST(TrainControlNet, BadConfigsFailBeforeWritingNamingTheKey) {
+  test::TempDir run;
+  const std::string out = (run.dir / "run").string();
+  const std::string base = controlnet_settings(kSdTiny) + " --set steps=2";
+  auto expect_fail = [&](const std::string& args, const std::string& text) {
+    auto r = cxr_run("train-controlnet --out " + out + base + args);
+    EXPECT_EQ(r.status, 2) << args;
+    EXPECT_NE(r.err.find(text), std::string::npos) << args << "\n" << r.err;
+    EXPECT_FALSE(fs::exists(out)) << args;
+  };
+  expect_fail(" --set stepz=3", "stepz");
+  expect_fail(" --set lr=-1", "key 'lr'");
+  expect_fail(" --set mode=x2i", "key 'mode'");
+  expect_fail(" --set dataset=rsna", "key 'dataset'");
+  expect_fail(" --set empty_mask_fraction=1.5", "key 'empty_mask_fraction'");
+  expect_fail(" --set model=/nonexistent/folder", "key 'model'");
+  expect_fail(" --set data_root=/nonexistent/folder", "key 'data_root'");
+  expect_fail(" --set gradient_accumulation=0", "key 'gradient_accumulation'");
+  // --help lists every key.
+  auto h = cxr_run("train-controlnet --help");
+  EXPECT_EQ(h.status, 0);
+  for (const char* k : {"model", "dataset", "data_root", "mask_size", "image_size", "steps",
+                        "batch_size", "gradient_accumulation", "lr", "empty_prompt_fraction",
+                        "empty_mask_fraction", "mode", "sample_every", "checkpoint_every", "seed",
+                        "device", "ema_decay", "warmup_steps", "grad_clip"})
+    EXPECT_NE(h.out.find(std::string("  ") + k + " ("), std::string::npos) << k;
+}
+
+}  // namespace
+}  // namespace cxr
