@@ -13,7 +13,8 @@ std::vector<Command> register_commands(CLI::App& app) {
           register_train_segmenter(app),
           register_tokenize(app),
           register_sample(app),
-          register_train_controlnet(app)};
+          register_train_controlnet(app),
+          register_train_vae(app)};
 }
 
 }  // namespace cxr::experiments

@@ -163,5 +163,42 @@ TEST(TrainControlNet, BadConfigsFailBeforeWritingNamingTheKey) {
     EXPECT_NE(h.out.find(std::string("  ") + k + " ("), std::string::npos) << k;
 }
 
+// A tiny VAE (factor 2, as sd_tiny's), trained from scratch.
+const char* kTinyVae =
+    " --set model_config.block_out_channels=[8,16] --set model_config.norm_num_groups=4"
+    " --set model_config.latent_channels=4";
+
+std::string vae_settings() {
+  return " --set data_root=" + phantoms() +
+         " --set image_size=16 --set batch_size=8 --set lr=3e-3 --set log_every=1"
+         " --set workers=1";
+}
+
+TEST(TrainVae, FromScratchLowersTheLossAndSavesALoadableFolderToContinue) {
+  test::TempDir run;
+  const fs::path out = run.dir / "vae";
+  auto r = cxr_run("train-vae --out " + out.string() + vae_settings() + kTinyVae +
+                   " --set steps=30 --set sample_every=30");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<double> l = losses(out);
+  ASSERT_EQ(l.size(), 30u);
+  EXPECT_LT(mean(l, 20, 10), 0.8 * mean(l, 0, 10));
+  for (const char* f : {"model/vae/config.json", "model/vae/diffusion_pytorch_model.safetensors",
+                        "samples/step_30.png", "checkpoints/last.safetensors"})
+    EXPECT_TRUE(fs::exists(out / f)) << f;
+  // Continued from its folder: it starts where the first run ended (below that run's start).
+  const fs::path more = run.dir / "more";
+  r = cxr_run("train-vae --out " + more.string() + vae_settings() +
+              " --set steps=5 --set model=" + (out / "model/vae").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_LT(mean(losses(more), 0, 5), mean(l, 0, 10));
+  // model and model_config together are refused before anything is written.
+  const fs::path both = run.dir / "both";
+  r = cxr_run("train-vae --out " + both.string() + vae_settings() + kTinyVae +
+              " --set model=" + (out / "model/vae").string());
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("not both"), std::string::npos) << r.err;
+}
+
 }  // namespace
 }  // namespace cxr
