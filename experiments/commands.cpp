@@ -14,7 +14,8 @@ std::vector<Command> register_commands(CLI::App& app) {
           register_tokenize(app),
           register_sample(app),
           register_train_controlnet(app),
-          register_train_vae(app)};
+          register_train_vae(app),
+          register_train_unet(app)};
 }
 
 }  // namespace cxr::experiments

@@ -29,5 +29,6 @@ Command register_tokenize(CLI::App& app);          // tokenize (tokenize_cmd.cpp
 Command register_sample(CLI::App& app);            // sample (sample_cmd.cpp)
 Command register_train_controlnet(CLI::App& app);  // train-controlnet (train_controlnet_cmd.cpp)
 Command register_train_vae(CLI::App& app);         // train-vae (train_vae_cmd.cpp)
+Command register_train_unet(CLI::App& app);        // train-unet (train_unet_cmd.cpp)
 
 }  // namespace cxr::experiments

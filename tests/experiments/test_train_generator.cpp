@@ -200,5 +200,66 @@ TEST(TrainVae, FromScratchLowersTheLossAndSavesALoadableFolderToContinue) {
   EXPECT_NE(r.err.find("not both"), std::string::npos) << r.err;
 }
 
+std::string unet_settings() {
+  return " --set data_root=" + phantoms() +
+         " --set image_size=16 --set batch_size=8 --set gradient_accumulation=1 --set lr=3e-3"
+         " --set log_every=1 --set sample_steps=3 --set workers=1";
+}
+
+// Samples one image from a model folder; true when it worked.
+bool samples(const fs::path& model, const fs::path& out) {
+  auto s = cxr_run("sample --model " + model.string() + " --out " + out.string() +
+                   " --prompt \"Large left pneumothorax\" --steps 2 --height 16 --width 16");
+  EXPECT_EQ(s.status, 0) << s.err;
+  return s.status == 0 && fs::exists(out / "synthetic.csv");
+}
+
+TEST(TrainUNet, FineTuningLowersTheLossAndSavesAFolderThatSamples) {
+  test::TempDir run;
+  const fs::path out = run.dir / "unet";
+  auto r = cxr_run("train-unet --out " + out.string() + unet_settings() +
+                   " --set model=" + kSdTiny + " --set steps=30 --set sample_every=30");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<double> l = losses(out);
+  ASSERT_EQ(l.size(), 30u);
+  EXPECT_LT(mean(l, 20, 10), 0.8 * mean(l, 0, 10));
+  EXPECT_TRUE(fs::exists(out / "samples/step_30.png"));
+  EXPECT_NE(test::read_text((out / "model/unet/diffusion_pytorch_model.safetensors").string()),
+            test::read_text(kSdTiny + "/unet/diffusion_pytorch_model.safetensors"));
+  EXPECT_TRUE(samples(out / "model", run.dir / "samples"));
+}
+
+TEST(TrainUNet, FromScratchWithATrainedVaeAndLearnedMerges) {
+  test::TempDir run;
+  const fs::path vae = run.dir / "vae";
+  auto r =
+      cxr_run("train-vae --out " + vae.string() + vae_settings() + kTinyVae + " --set steps=10");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string tiny =
+      " --set model_config.unet.block_out_channels=[16,32]"
+      " --set 'model_config.unet.down_block_types=[\"CrossAttnDownBlock2D\",\"DownBlock2D\"]'"
+      " --set 'model_config.unet.up_block_types=[\"UpBlock2D\",\"CrossAttnUpBlock2D\"]'"
+      " --set model_config.unet.layers_per_block=1 --set model_config.unet.norm_num_groups=4"
+      " --set model_config.unet.attention_head_dim=2 --set model_config.text_encoder.hidden_size=8"
+      " --set model_config.text_encoder.intermediate_size=16"
+      " --set model_config.text_encoder.num_hidden_layers=1"
+      " --set model_config.text_encoder.num_attention_heads=2 --set tokenizer_merges=40";
+  const fs::path out = run.dir / "unet";
+  r = cxr_run("train-unet --out " + out.string() + unet_settings() + tiny +
+              " --set steps=30 --set vae=" + (vae / "model/vae").string());
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<double> l = losses(out);
+  ASSERT_EQ(l.size(), 30u);
+  EXPECT_LT(mean(l, 20, 10), 0.8 * mean(l, 0, 10));
+  // The learned merges are saved with the model.
+  EXPECT_GT(test::read_text((out / "model/tokenizer/merges.txt").string()).size(), 40u);
+  EXPECT_TRUE(samples(out / "model", run.dir / "samples"));
+  // From scratch without a VAE is refused, naming the key.
+  r = cxr_run("train-unet --out " + (run.dir / "novae").string() + unet_settings() + tiny);
+  EXPECT_EQ(r.status, 2);
+  EXPECT_NE(r.err.find("key 'vae'"), std::string::npos) << r.err;
+  EXPECT_FALSE(fs::exists(run.dir / "novae"));
+}
+
 }  // namespace
 }  // namespace cxr

@@ -1,0 +1,175 @@
+// `cxr train-unet`: text-to-image latent diffusion training of the generator's UNet (Eq. 1 through
+// LatentDiffusion::training_loss, prompts replaced by "N/A" with empty_prompt_fraction so that
+// classifier-free guidance has its unconditional branch), behind a frozen VAE and text encoder.
+// Either fine-tunes the UNet of a diffusers folder (`model`), or, for miniature runs, builds the
+// pipeline from scratch: the VAE from a trained vae folder (`vae`, from `cxr train-vae`), a
+// tokenizer whose BPE merges are learned from the training captions (`tokenizer_merges`), and a
+// text encoder and UNet from `model_config` (their sizes wired to the tokenizer and the VAE). The
+// result is a diffusers folder in <out>/model that `cxr sample` loads.
+#include <filesystem>
+
+#include "experiments/commands.h"
+#include "experiments/generator_trainer.h"
+#include "models/latent_diffusion.h"
+#include "models/sd_folder.h"
+#include "tensor/creation.h"
+#include "tensor/error.h"
+#include "tensor/indexing.h"
+
+namespace cxr::experiments {
+
+namespace {
+
+constexpr int64_t kSampleCount = 4;  // images in a sample grid
+
+class UNetTask : public GeneratorTask {
+ public:
+  explicit UNetTask(const GeneratorConfig& c) : config_(c) {
+    // LatentDiffusion::encode_prompts runs the text encoder without gradients.
+    CXR_CHECK(!c.train_text_encoder,
+              "config key 'train_text_encoder': not supported yet (the text encoder is frozen: "
+              "LatentDiffusion::encode_prompts runs it without gradients)");
+    data_ = load_generator_data(c);
+    if (!c.model.empty()) {
+      CXR_CHECK(
+          c.model_config.empty() && c.vae.empty() && c.tokenizer_merges == 0,
+          "train-unet: model (a diffusers folder to fine-tune) excludes the from-scratch keys "
+          "model_config, vae and tokenizer_merges");
+      models::SdFolderOptions load;
+      load.controlnet = models::SdFolderOptions::ControlNet::Skip;
+      models::SdFolder folder = models::load_sd_folder(c.model, load);
+      ld_.vae = folder.vae;
+      ld_.text_encoder = folder.text_encoder;
+      ld_.tokenizer = folder.tokenizer;
+      ld_.unet = folder.unet;
+      scheduler_ = folder.scheduler;
+    } else {
+      from_scratch();
+    }
+    ld_.noise = scheduler_->config();
+    ld_.validate();
+    const int64_t f = ld_.vae->downsampling_factor();
+    CXR_CHECK(c.image_size % f == 0, "config key 'image_size' ", c.image_size,
+              " must be a multiple of the VAE's downsampling factor ", f);
+    device_ = Device::parse(c.device);
+    for (nn::Module* m :
+         std::initializer_list<nn::Module*>{ld_.vae.get(), ld_.text_encoder.get()}) {
+      m->requires_grad(false);
+      m->eval();
+      m->to(device_);
+    }
+    ld_.unet->requires_grad(true);
+    ld_.unet->train();
+    ld_.unet->to(device_);
+    samples_ = first_examples(data_, kSampleCount);
+  }
+
+  std::string summary() const override {
+    int64_t n = 0;
+    for (const Tensor& p : ld_.unet->parameters()) n += p.numel();
+    return std::string("unet (") +
+           (config_.model.empty() ? "from scratch, vae " + config_.vae : config_.model) + ", " +
+           std::to_string(n) + " trainable parameters) on " + config_.dataset + ": " +
+           std::to_string(data_.dataset->size()) + " images";
+  }
+  std::shared_ptr<const data::ExampleSource> train_source() const override { return data_.source; }
+  nn::StateDict trainable_state() const override { return ld_.unet->state_dict(); }
+  std::vector<Tensor> trainable_parameters() const override { return ld_.unet->parameters(); }
+
+  Tensor loss(const data::Batch& batch, Generator& gen) override {
+    std::vector<std::string> prompts;
+    for (int64_t i = 0; i < batch.size(); ++i) {
+      const bool drop = uniform(gen) < config_.empty_prompt_fraction;
+      prompts.push_back(drop ? "N/A" : data_.captions[size_t(batch.indices[size_t(i)])]);
+    }
+    const Tensor images =
+        raw::to(to_model_images(batch.images, ld_.vae->config().in_channels), device_);
+    return ld_.training_loss(images, prompts, Tensor(), models::ConditionMode::Text, gen);
+  }
+
+  void write_samples(const std::string& path) override {
+    ld_.unet->eval();
+    std::vector<std::string> prompts;
+    std::vector<uint64_t> seeds;
+    for (int64_t i = 0; i < samples_.size(); ++i) {
+      prompts.push_back(data_.captions[size_t(samples_.indices[size_t(i)])]);
+      seeds.push_back(uint64_t(i));
+    }
+    models::SampleOptions o;
+    o.scheduler = "ddim";
+    o.steps = config_.sample_steps;
+    o.guidance_scale = 1.0;  // the conditional model as trained, one pass per step
+    o.height = o.width = config_.image_size;
+    o.mode = models::ConditionMode::Text;
+    Tensor generated =
+        raw::to(models::sample_images(ld_, prompts, Tensor(), seeds, o), Device::cpu());
+    if (generated.size(1) != 3) generated = raw::repeat(generated, {1, 3, 1, 1});
+    // Rows: the real images, generations from their captions.
+    write_grid(path, {raw::repeat(raw::to(samples_.images, kFloat32), {1, 3, 1, 1}), generated});
+    ld_.unet->train();
+  }
+
+  void save_model(const std::string& dir) override {
+    models::SdFolder folder;
+    folder.unet = ld_.unet;
+    folder.vae = ld_.vae;
+    folder.text_encoder = ld_.text_encoder;
+    folder.tokenizer = ld_.tokenizer;
+    folder.scheduler = scheduler_;
+    for (nn::Module* m :
+         std::initializer_list<nn::Module*>{ld_.vae.get(), ld_.text_encoder.get(), ld_.unet.get()})
+      m->to(Device::cpu());
+    models::save_sd_folder(dir, folder);
+  }
+
+ private:
+  // The pipeline of a from-scratch run (see the top of the file).
+  void from_scratch() {
+    models::JsonConfig mc(config_.model_config, "model_config");
+    models::JsonConfig unet_json = mc.get_object("unet");
+    models::JsonConfig text_json = mc.get_object("text_encoder");
+    models::JsonConfig scheduler_json = mc.get_object("scheduler");
+    mc.check_all_used();
+    ld_.vae = models::load_vae(config_.vae);
+    ld_.tokenizer = std::make_shared<models::ClipTokenizer>(
+        models::ClipTokenizer::train(data_.captions, config_.tokenizer_merges));
+    models::ClipTextConfig text = models::ClipTextConfig::from_json(text_json);
+    text.vocab_size = ld_.tokenizer->vocab_size();
+    text.bos_token_id = ld_.tokenizer->bos_id();
+    text.eos_token_id = ld_.tokenizer->eos_id();
+    text.pad_token_id = ld_.tokenizer->pad_id();
+    text.max_position_embeddings = ld_.tokenizer->model_max_length();
+    models::UNet2DConditionConfig unet = models::UNet2DConditionConfig::from_json(unet_json);
+    unet.in_channels = unet.out_channels = ld_.vae->config().latent_channels;
+    unet.cross_attention_dim = text.hidden_size;
+    // Stable Diffusion's scheduler (PNDM, scaled-linear betas) unless model_config.scheduler
+    // says otherwise.
+    models::SchedulerConfig noise;
+    if (!scheduler_json.json().empty())
+      noise = models::SchedulerConfig::from_json(scheduler_json, models::SchedulerKind::PNDM);
+    scheduler_ = models::make_scheduler(models::SchedulerKind::PNDM, noise);
+    manual_seed(config_.seed);  // the layers' initialisation
+    ld_.text_encoder = std::make_shared<models::ClipTextModel>(text);
+    ld_.unet = std::make_shared<models::UNet2DConditionModel>(unet);
+  }
+
+  GeneratorConfig config_;
+  GeneratorData data_;
+  models::LatentDiffusion ld_;
+  std::shared_ptr<models::Scheduler> scheduler_;
+  Device device_;
+  data::Batch samples_;
+};
+
+}  // namespace
+
+Command register_train_unet(CLI::App& app) {
+  return register_generator_command(
+      app, GeneratorKind::UNet, "train-unet",
+      "Train the text-to-image UNet of a latent diffusion model (frozen VAE and text encoder): "
+      "fine-tune a diffusers folder, or a miniature model from scratch (needs a VAE from "
+      "cxr train-vae)",
+      [](const GeneratorConfig& c) { return std::make_unique<UNetTask>(c); });
+}
+
+}  // namespace cxr::experiments
