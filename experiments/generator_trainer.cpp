@@ -369,6 +369,12 @@ Tensor to_model_images(const Tensor& images, int64_t channels) {
   return x * 2.0 - 1.0;
 }
 
+void place_module(nn::Module& module, bool trainable, Device device) {
+  module.requires_grad(trainable);
+  module.train(trainable);
+  module.to(device);
+}
+
 double uniform(Generator& gen) {
   return raw::rand({1}, gen).item();
 }
@@ -393,6 +399,55 @@ data::Batch first_examples(const GeneratorData& data, int64_t count) {
     indices.push_back(i);
   }
   return data::collate(examples, indices);
+}
+
+models::LatentDiffusion latent_diffusion_of(const models::SdFolder& folder) {
+  models::LatentDiffusion ld;
+  ld.vae = folder.vae;
+  ld.text_encoder = folder.text_encoder;
+  ld.tokenizer = folder.tokenizer;
+  ld.unet = folder.unet;
+  ld.controlnet = folder.controlnet;
+  ld.noise = folder.scheduler->config();
+  return ld;
+}
+
+void save_pipeline(const std::string& dir, const models::LatentDiffusion& model,
+                   std::shared_ptr<models::Scheduler> scheduler) {
+  models::SdFolder folder;
+  folder.unet = model.unet;
+  folder.vae = model.vae;
+  folder.text_encoder = model.text_encoder;
+  folder.tokenizer = model.tokenizer;
+  folder.scheduler = std::move(scheduler);
+  folder.controlnet = model.controlnet;
+  for (nn::Module* m : std::initializer_list<nn::Module*>{model.vae.get(), model.text_encoder.get(),
+                                                          model.unet.get(), model.controlnet.get()})
+    if (m) m->to(Device::cpu());
+  models::save_sd_folder(dir, folder);
+}
+
+Tensor sample_examples(const models::LatentDiffusion& model, const GeneratorData& data,
+                       const data::Batch& examples, const Tensor& masks, models::ConditionMode mode,
+                       const GeneratorConfig& config) {
+  std::vector<std::string> prompts;
+  std::vector<uint64_t> seeds;
+  for (int64_t i = 0; i < examples.size(); ++i) {
+    prompts.push_back(data.captions[size_t(examples.indices[size_t(i)])]);
+    seeds.push_back(uint64_t(i));
+  }
+  models::SampleOptions o;
+  o.scheduler = "ddim";
+  o.steps = config.sample_steps;
+  o.guidance_scale = 1.0;
+  o.height = o.width = config.image_size;
+  o.mode = mode;
+  const Device device = model.unet->conv_in->weight.device();
+  Tensor images =
+      raw::to(models::sample_images(model, prompts,
+                                    masks.defined() ? raw::to(masks, device) : masks, seeds, o),
+              Device::cpu());
+  return images.size(1) == 3 ? images : raw::repeat(images, {1, 3, 1, 1});
 }
 
 nlohmann::json run_generator_training(GeneratorKind kind, const GeneratorConfig& config,

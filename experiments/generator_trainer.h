@@ -25,6 +25,8 @@
 #include "data/sample.h"
 #include "experiments/commands.h"
 #include "models/json_config.h"
+#include "models/latent_diffusion.h"
+#include "models/sd_folder.h"
 #include "nn/module.h"
 #include "tensor/random.h"
 
@@ -125,11 +127,27 @@ struct GeneratorData {
 GeneratorData load_generator_data(const GeneratorConfig& config);
 // Grayscale [B, 1, H, W] in [0, 1] -> [B, channels, H, W] in [-1, 1] (what the VAE takes).
 Tensor to_model_images(const Tensor& images, int64_t channels);
+// Moves a module to `device` and sets it trainable (train mode, requires grad) or frozen (eval
+// mode, no grad).
+void place_module(nn::Module& module, bool trainable, Device device);
 // One uniform draw in [0, 1) from `gen`.
 double uniform(Generator& gen);
 // Writes rows of images (each [B, 3, H, W] in [0, 1], same B, H, W) as one PNG grid.
 void write_grid(const std::string& path, const std::vector<Tensor>& rows);
 // The first min(count, dataset size) samples of `data` (no augmentation) as one batch.
 data::Batch first_examples(const GeneratorData& data, int64_t count);
+
+// The diffusion pipelines (train-controlnet, train-unet): a LatentDiffusion from a loaded folder's
+// components (noise schedule from its scheduler), and back to a diffusers folder (components moved
+// to the CPU; a null ControlNet is left out).
+models::LatentDiffusion latent_diffusion_of(const models::SdFolder& folder);
+void save_pipeline(const std::string& dir, const models::LatentDiffusion& model,
+                   std::shared_ptr<models::Scheduler> scheduler);
+// Generations for the captions of `examples` (and `masks` [B, 3, H, W] in [0, 1], or undefined)
+// under `mode`: seeds 0..B-1, DDIM with config.sample_steps, no guidance (the conditional model as
+// trained, one pass per step), config.image_size. Returns [B, 3, H, W] in [0, 1] on the CPU.
+Tensor sample_examples(const models::LatentDiffusion& model, const GeneratorData& data,
+                       const data::Batch& examples, const Tensor& masks, models::ConditionMode mode,
+                       const GeneratorConfig& config);
 
 }  // namespace cxr::experiments

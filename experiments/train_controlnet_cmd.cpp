@@ -3,14 +3,9 @@
 // ControlNet), on a pneumothorax dataset's images, captions and masks. Each sample's prompt is
 // replaced by "N/A" and its mask by black with the configured probabilities, so every condition
 // combination (t2i, m2i, tm2i) is learned; LatentDiffusion applies the condition rules.
-#include <algorithm>
-#include <filesystem>
-
 #include "autograd/elementwise.h"
 #include "experiments/commands.h"
 #include "experiments/generator_trainer.h"
-#include "models/latent_diffusion.h"
-#include "models/sd_folder.h"
 #include "tensor/creation.h"
 #include "tensor/error.h"
 #include "tensor/indexing.h"
@@ -39,32 +34,20 @@ class ControlNetTask : public GeneratorTask {
     data_ = load_generator_data(c);
     models::SdFolder folder = models::load_sd_folder(c.model);
     scheduler_ = folder.scheduler;
-    ld_.vae = folder.vae;
-    ld_.text_encoder = folder.text_encoder;
-    ld_.tokenizer = folder.tokenizer;
-    ld_.unet = folder.unet;
-    ld_.noise = folder.scheduler->config();
-    continued_ = folder.controlnet != nullptr;
-    if (continued_) {
-      ld_.controlnet = folder.controlnet;
-    } else {
+    ld_ = latent_diffusion_of(folder);
+    continued_ = ld_.controlnet != nullptr;
+    if (!continued_) {
       manual_seed(c.seed);  // the conditioning embedding's initialisation
       ld_.controlnet = models::ControlNetModel::from_unet(
           *ld_.unet, conditioning_channels(ld_.vae->downsampling_factor()));
     }
     ld_.validate();
     mode_ = models::parse_condition_mode(c.mode);
-    const Device device = Device::parse(c.device);
-    for (nn::Module* m : std::initializer_list<nn::Module*>{ld_.vae.get(), ld_.text_encoder.get(),
-                                                            ld_.unet.get()}) {
-      m->requires_grad(false);
-      m->eval();
-      m->to(device);
-    }
-    ld_.controlnet->requires_grad(true);
-    ld_.controlnet->train();
-    ld_.controlnet->to(device);
-    device_ = device;
+    device_ = Device::parse(c.device);
+    for (nn::Module* m :
+         std::initializer_list<nn::Module*>{ld_.vae.get(), ld_.text_encoder.get(), ld_.unet.get()})
+      place_module(*m, /*trainable=*/false, device_);
+    place_module(*ld_.controlnet, /*trainable=*/true, device_);
     samples_ = first_examples(data_, kSampleCount);
   }
 
@@ -99,40 +82,14 @@ class ControlNetTask : public GeneratorTask {
 
   void write_samples(const std::string& path) override {
     ld_.controlnet->eval();
-    std::vector<std::string> prompts;
-    std::vector<uint64_t> seeds;
-    for (int64_t i = 0; i < samples_.size(); ++i) {
-      prompts.push_back(data_.captions[size_t(samples_.indices[size_t(i)])]);
-      seeds.push_back(uint64_t(i));
-    }
-    models::SampleOptions o;
-    o.scheduler = "ddim";
-    o.steps = config_.sample_steps;
-    o.guidance_scale = 1.0;  // the conditional model as trained, one pass per step
-    o.height = o.width = config_.image_size;
-    o.mode = mode_;
     const Tensor masks = masks_of(samples_);
-    const Tensor generated = raw::to(
-        models::sample_images(ld_, prompts, raw::to(masks, device_), seeds, o), Device::cpu());
     // Rows: the real images, their masks, the generations from (caption, mask).
-    write_grid(path,
-               {raw::repeat(raw::to(samples_.images, kFloat32), {1, 3, 1, 1}), masks, generated});
+    write_grid(path, {raw::repeat(raw::to(samples_.images, kFloat32), {1, 3, 1, 1}), masks,
+                      sample_examples(ld_, data_, samples_, masks, mode_, config_)});
     ld_.controlnet->train();
   }
 
-  void save_model(const std::string& dir) override {
-    models::SdFolder folder;
-    folder.unet = ld_.unet;
-    folder.vae = ld_.vae;
-    folder.text_encoder = ld_.text_encoder;
-    folder.tokenizer = ld_.tokenizer;
-    folder.scheduler = scheduler_;
-    folder.controlnet = ld_.controlnet;
-    for (nn::Module* m : std::initializer_list<nn::Module*>{ld_.vae.get(), ld_.text_encoder.get(),
-                                                            ld_.unet.get(), ld_.controlnet.get()})
-      m->to(Device::cpu());
-    models::save_sd_folder(dir, folder);
-  }
+  void save_model(const std::string& dir) override { save_pipeline(dir, ld_, scheduler_); }
 
  private:
   // The union masks (uint8 [B, 1, H, W]) as the ControlNet condition [B, 3, H, W] in {0, 1}.

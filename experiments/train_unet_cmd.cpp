@@ -6,12 +6,8 @@
 // tokenizer whose BPE merges are learned from the training captions (`tokenizer_merges`), and a
 // text encoder and UNet from `model_config` (their sizes wired to the tokenizer and the VAE). The
 // result is a diffusers folder in <out>/model that `cxr sample` loads.
-#include <filesystem>
-
 #include "experiments/commands.h"
 #include "experiments/generator_trainer.h"
-#include "models/latent_diffusion.h"
-#include "models/sd_folder.h"
 #include "tensor/creation.h"
 #include "tensor/error.h"
 #include "tensor/indexing.h"
@@ -37,30 +33,20 @@ class UNetTask : public GeneratorTask {
           "model_config, vae and tokenizer_merges");
       models::SdFolderOptions load;
       load.controlnet = models::SdFolderOptions::ControlNet::Skip;
-      models::SdFolder folder = models::load_sd_folder(c.model, load);
-      ld_.vae = folder.vae;
-      ld_.text_encoder = folder.text_encoder;
-      ld_.tokenizer = folder.tokenizer;
-      ld_.unet = folder.unet;
+      const models::SdFolder folder = models::load_sd_folder(c.model, load);
+      ld_ = latent_diffusion_of(folder);
       scheduler_ = folder.scheduler;
     } else {
       from_scratch();
     }
-    ld_.noise = scheduler_->config();
     ld_.validate();
     const int64_t f = ld_.vae->downsampling_factor();
     CXR_CHECK(c.image_size % f == 0, "config key 'image_size' ", c.image_size,
               " must be a multiple of the VAE's downsampling factor ", f);
     device_ = Device::parse(c.device);
-    for (nn::Module* m :
-         std::initializer_list<nn::Module*>{ld_.vae.get(), ld_.text_encoder.get()}) {
-      m->requires_grad(false);
-      m->eval();
-      m->to(device_);
-    }
-    ld_.unet->requires_grad(true);
-    ld_.unet->train();
-    ld_.unet->to(device_);
+    place_module(*ld_.vae, /*trainable=*/false, device_);
+    place_module(*ld_.text_encoder, /*trainable=*/false, device_);
+    place_module(*ld_.unet, /*trainable=*/true, device_);
     samples_ = first_examples(data_, kSampleCount);
   }
 
@@ -89,38 +75,14 @@ class UNetTask : public GeneratorTask {
 
   void write_samples(const std::string& path) override {
     ld_.unet->eval();
-    std::vector<std::string> prompts;
-    std::vector<uint64_t> seeds;
-    for (int64_t i = 0; i < samples_.size(); ++i) {
-      prompts.push_back(data_.captions[size_t(samples_.indices[size_t(i)])]);
-      seeds.push_back(uint64_t(i));
-    }
-    models::SampleOptions o;
-    o.scheduler = "ddim";
-    o.steps = config_.sample_steps;
-    o.guidance_scale = 1.0;  // the conditional model as trained, one pass per step
-    o.height = o.width = config_.image_size;
-    o.mode = models::ConditionMode::Text;
-    Tensor generated =
-        raw::to(models::sample_images(ld_, prompts, Tensor(), seeds, o), Device::cpu());
-    if (generated.size(1) != 3) generated = raw::repeat(generated, {1, 3, 1, 1});
     // Rows: the real images, generations from their captions.
-    write_grid(path, {raw::repeat(raw::to(samples_.images, kFloat32), {1, 3, 1, 1}), generated});
+    write_grid(path, {raw::repeat(raw::to(samples_.images, kFloat32), {1, 3, 1, 1}),
+                      sample_examples(ld_, data_, samples_, Tensor(), models::ConditionMode::Text,
+                                      config_)});
     ld_.unet->train();
   }
 
-  void save_model(const std::string& dir) override {
-    models::SdFolder folder;
-    folder.unet = ld_.unet;
-    folder.vae = ld_.vae;
-    folder.text_encoder = ld_.text_encoder;
-    folder.tokenizer = ld_.tokenizer;
-    folder.scheduler = scheduler_;
-    for (nn::Module* m :
-         std::initializer_list<nn::Module*>{ld_.vae.get(), ld_.text_encoder.get(), ld_.unet.get()})
-      m->to(Device::cpu());
-    models::save_sd_folder(dir, folder);
-  }
+  void save_model(const std::string& dir) override { save_pipeline(dir, ld_, scheduler_); }
 
  private:
   // The pipeline of a from-scratch run (see the top of the file).
@@ -148,6 +110,7 @@ class UNetTask : public GeneratorTask {
     if (!scheduler_json.json().empty())
       noise = models::SchedulerConfig::from_json(scheduler_json, models::SchedulerKind::PNDM);
     scheduler_ = models::make_scheduler(models::SchedulerKind::PNDM, noise);
+    ld_.noise = noise;
     manual_seed(config_.seed);  // the layers' initialisation
     ld_.text_encoder = std::make_shared<models::ClipTextModel>(text);
     ld_.unet = std::make_shared<models::UNet2DConditionModel>(unet);

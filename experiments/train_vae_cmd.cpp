@@ -50,10 +50,8 @@ class VaeTask : public GeneratorTask {
     const int64_t f = vae_->downsampling_factor();
     CXR_CHECK(c.image_size % f == 0, "config key 'image_size' ", c.image_size,
               " must be a multiple of the VAE's downsampling factor ", f);
-    vae_->requires_grad(true);
-    vae_->train();
     device_ = Device::parse(c.device);
-    vae_->to(device_);
+    place_module(*vae_, /*trainable=*/true, device_);
     samples_ = first_examples(data_, kSampleCount);
   }
 
