@@ -21,10 +21,6 @@ constexpr int64_t kSampleCount = 4;  // images in a sample grid
 class UNetTask : public GeneratorTask {
  public:
   explicit UNetTask(const GeneratorConfig& c) : config_(c) {
-    // LatentDiffusion::encode_prompts runs the text encoder without gradients.
-    CXR_CHECK(!c.train_text_encoder,
-              "config key 'train_text_encoder': not supported yet (the text encoder is frozen: "
-              "LatentDiffusion::encode_prompts runs it without gradients)");
     data_ = load_generator_data(c);
     if (!c.model.empty()) {
       CXR_CHECK(
