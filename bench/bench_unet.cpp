@@ -42,8 +42,8 @@ constexpr int64_t kSdBatch = 1, kSdLatent = 64, kSdIters = 3;
 constexpr int64_t kTrainBatch = 1, kTrainLatent = 32, kTrainIters = 3;
 constexpr int64_t kTextLength = 77, kTimestep = 500;
 
-// The tiny UNet of diffusers' own tests (tests/models/unets/test_models_unet_2d_condition.py's
-// prepare_init_args_and_inputs_for_common): two blocks, 8 heads, 32 groups.
+// A tiny UNet: a cross-attention block and a plain block, 1 layer each, 8 heads, 32 groups
+// (bench/diffusers_unet.py's tiny_unet()).
 UNet2DConditionConfig tiny_config() {
   UNet2DConditionConfig c;
   c.down_block_types = {"CrossAttnDownBlock2D", "DownBlock2D"};
