@@ -75,13 +75,13 @@ void run_sample(const SampleCommandOptions& o) {
   so.eta = o.eta;
   so.mode =
       models::parse_condition_mode(o.mode.empty() ? (ld.controlnet ? "tm2i" : "t2i") : o.mode);
-  // The native size: the UNet config's sample_size (latent side; 64 for SD v1) times the VAE's
-  // factor.
-  const models::JsonConfig unet_json = models::JsonConfig::from_file(o.model + "/unet/config.json");
-  const int64_t native =
-      unet_json.json().value("sample_size", int64_t(64)) * ld.vae->downsampling_factor();
-  so.height = o.height > 0 ? o.height : native;
-  so.width = o.width > 0 ? o.width : native;
+  // The native size: the UNet's sample_size (latent side; 64 for SD v1) times the VAE's factor.
+  const std::vector<int64_t>& latent = ld.unet->config().sample_size;
+  const int64_t f = ld.vae->downsampling_factor();
+  const int64_t native_h = (latent.empty() ? 64 : latent.front()) * f;
+  const int64_t native_w = (latent.empty() ? 64 : latent.back()) * f;
+  so.height = o.height > 0 ? o.height : native_h;
+  so.width = o.width > 0 ? o.width : native_w;
   const bool uses_masks = so.mode != models::ConditionMode::Text;
   CXR_CHECK(!uses_masks || ld.controlnet, "sample: mode ", models::condition_mode_name(so.mode),
             " needs a ControlNet (a controlnet/ folder in --model, or --controlnet)");

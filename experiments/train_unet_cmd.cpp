@@ -100,6 +100,9 @@ class UNetTask : public GeneratorTask {
     models::UNet2DConditionConfig unet = models::UNet2DConditionConfig::from_json(unet_json);
     unet.in_channels = unet.out_channels = ld_.vae->config().latent_channels;
     unet.cross_attention_dim = text.hidden_size;
+    // Trained at this size: what `cxr sample` takes as its default.
+    if (unet.sample_size.empty())
+      unet.sample_size = {config_.image_size / ld_.vae->downsampling_factor()};
     // Stable Diffusion's scheduler (PNDM, scaled-linear betas) unless model_config.scheduler
     // says otherwise.
     models::SchedulerConfig noise;

@@ -202,7 +202,8 @@ ModelEntry unet2d_condition_entry() {
       "center_input_sample: bool = false, downsample_padding: int = 1",
       "mid_block_scale_factor: float = 1, dropout: float = 0",
       "conv_in_kernel: int = 3, conv_out_kernel: int = 3",
-      "act_fn: \"silu\"; _class_name, _diffusers_version, _name_or_path, sample_size: ignored",
+      "sample_size: int = null  latent side (the default image size / the VAE factor)",
+      "act_fn: \"silu\"; _class_name, _diffusers_version, _name_or_path: ignored",
       "other diffusers options (class_embed_type, addition_embed_type, dual_cross_attention, "
       "upcast_attention, resnet_time_scale_shift, ...): only their defaults"};
   e.inputs = {{"sample", "float [B, in_channels, H, W] noisy latents"},

@@ -72,12 +72,24 @@ std::vector<Tensor> run_block(bool checkpointing, nn::Module& block,
 UNet2DConditionConfig UNet2DConditionConfig::stable_diffusion_v1() {
   UNet2DConditionConfig c;
   c.cross_attention_dim = 768;
+  c.sample_size = {64};  // 512 px through the SD VAE
   return c;
 }
 
 UNet2DConditionConfig UNet2DConditionConfig::from_json(JsonConfig& json) {
   UNet2DConditionConfig c;
-  json.ignore({"_class_name", "_diffusers_version", "_name_or_path", "sample_size"});
+  json.ignore({"_class_name", "_diffusers_version", "_name_or_path"});
+  if (json.has("sample_size")) {
+    const nlohmann::json& v = json.json().at("sample_size");
+    c.sample_size = v.is_array() ? json.get_int_list("sample_size", {})
+                                 : std::vector<int64_t>{json.get_int("sample_size", 0)};
+    CXR_CHECK(!c.sample_size.empty() && c.sample_size.size() <= 2 &&
+                  *std::min_element(c.sample_size.begin(), c.sample_size.end()) > 0,
+              json.source(), ": key 'sample_size' must be a positive int or [height, width], got ",
+              v.dump());
+  } else {
+    json.ignore({"sample_size"});  // may be null
+  }
   c.in_channels = json.get_int("in_channels", c.in_channels);
   c.out_channels = json.get_int("out_channels", c.out_channels);
   c.center_input_sample = json.get_bool("center_input_sample", c.center_input_sample);
@@ -161,6 +173,8 @@ nlohmann::json UNet2DConditionConfig::to_json() const {
                       {"up_block_types", up_block_types},
                       {"use_linear_projection", use_linear_projection}};
   if (time_embedding_dim) j["time_embedding_dim"] = *time_embedding_dim;
+  if (sample_size.size() == 1) j["sample_size"] = sample_size[0];
+  if (sample_size.size() == 2) j["sample_size"] = sample_size;
   // Per-block lists of one value are written as that int, as diffusers' configs have them (its
   // ControlNetModel.from_unet needs an int layers_per_block).
   for (const char* key :

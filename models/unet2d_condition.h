@@ -59,13 +59,17 @@ struct UNet2DConditionConfig {
   std::optional<int64_t> time_embedding_dim;  // default block_out_channels[0] * 4
   int64_t conv_in_kernel = 3;
   int64_t conv_out_kernel = 3;
+  // The latent side the model was trained at (diffusers' sample_size; 64 for SD v1): not part of
+  // the architecture, but what pipelines take as the default image size (x the VAE's factor).
+  // Empty when unknown; {side} or {height, width} (diffusers accepts an int or a pair).
+  std::vector<int64_t> sample_size;
 
   // SD v1.x's unet/config.json (diffusers defaults with cross_attention_dim 768).
   static UNet2DConditionConfig stable_diffusion_v1();
   // Reads a diffusers config. Every key of UNet2DConditionModel.__init__ is known: the ones above
   // (int-or-list keys as diffusers accepts them), "_class_name", "_diffusers_version",
-  // "_name_or_path" and "sample_size" (ignored), and the options we do not implement, which must
-  // keep their default (null, false, "default", ...) or the error names the key and its value:
+  // "_name_or_path" (ignored), "sample_size" (recorded), and the options we do not implement, which
+  // must keep their default (null, false, "default", ...) or the error names the key and its value:
   // class_embed_type, addition_embed_type, dual_cross_attention, only_cross_attention,
   // upcast_attention, resnet_time_scale_shift other than "default", time_embedding_type other
   // than "positional", num_attention_heads, encoder_hid_dim, ... Unknown keys throw

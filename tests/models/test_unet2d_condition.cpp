@@ -169,6 +169,14 @@ TEST(UNet2DConditionModel, ConfigReadsStableDiffusionV1) {
   EXPECT_TRUE(c.flip_sin_to_cos);
   EXPECT_EQ(c.time_embed_dim(), 1280);
   EXPECT_FALSE(c.use_linear_projection);
+  // sample_size is recorded (pipelines' default image size) and written back.
+  EXPECT_EQ(c.sample_size, sd.sample_size);
+  EXPECT_EQ(c.to_json().at("sample_size"), fixture_json("sd").at("sample_size"));
+  nlohmann::json pair = fixture_json("sd");
+  pair["sample_size"] = {32, 48};
+  EXPECT_EQ(config_of(pair).sample_size, (std::vector<int64_t>{32, 48}));
+  pair["sample_size"] = -1;
+  EXPECT_ERROR_CONTAINS(config_of(pair), "key 'sample_size' must be a positive int");
 }
 
 TEST(UNet2DConditionModel, RejectsUnsupportedConfigs) {
