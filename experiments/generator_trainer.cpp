@@ -95,8 +95,7 @@ void visit_keys(GeneratorKind kind, GeneratorConfig& c, KeyVisitor& v) {
     v("tokenizer_merges", c.tokenizer_merges, "int",
       "from scratch: BPE merges learned from the training captions (ClipTokenizer::train)");
     v("train_text_encoder", c.train_text_encoder, "bool",
-      "train the text encoder with the UNet; not supported yet (LatentDiffusion runs the text "
-      "encoder without gradients): must be false");
+      "train the text encoder with the UNet (as RoentGen fine-tuned SD); saved with the model");
   }
   if (vae) {
     v("model", c.model, "path",
@@ -163,9 +162,6 @@ void validate(GeneratorKind kind, const GeneratorConfig& c, const std::string& s
     fail_unless(c.vae.empty() || fs::is_directory(c.vae), "vae",
                 "names no folder: '" + c.vae + "'");
     fail_unless(c.tokenizer_merges >= 0, "tokenizer_merges", "must be >= 0");
-    fail_unless(!c.train_text_encoder, "train_text_encoder",
-                "is not supported yet (LatentDiffusion::encode_prompts runs the text encoder "
-                "without gradients)");
   }
   if (kind == GeneratorKind::Vae) {
     fail_unless(c.reconstruction == "l1" || c.reconstruction == "mse", "reconstruction",

@@ -41,22 +41,34 @@ class UNetTask : public GeneratorTask {
               " must be a multiple of the VAE's downsampling factor ", f);
     device_ = Device::parse(c.device);
     place_module(*ld_.vae, /*trainable=*/false, device_);
-    place_module(*ld_.text_encoder, /*trainable=*/false, device_);
+    place_module(*ld_.text_encoder, /*trainable=*/c.train_text_encoder, device_);
     place_module(*ld_.unet, /*trainable=*/true, device_);
     samples_ = first_examples(data_, kSampleCount);
   }
 
   std::string summary() const override {
     int64_t n = 0;
-    for (const Tensor& p : ld_.unet->parameters()) n += p.numel();
+    for (const Tensor& p : trainable_parameters()) n += p.numel();
     return std::string("unet (") +
            (config_.model.empty() ? "from scratch, vae " + config_.vae : config_.model) + ", " +
            std::to_string(n) + " trainable parameters) on " + config_.dataset + ": " +
            std::to_string(data_.dataset->size()) + " images";
   }
   std::shared_ptr<const data::ExampleSource> train_source() const override { return data_.source; }
-  nn::StateDict trainable_state() const override { return ld_.unet->state_dict(); }
-  std::vector<Tensor> trainable_parameters() const override { return ld_.unet->parameters(); }
+  // The UNet's state (under its own names), and the text encoder's under "text_encoder." when it
+  // is trained too.
+  nn::StateDict trainable_state() const override {
+    nn::StateDict state = ld_.unet->state_dict();
+    if (config_.train_text_encoder)
+      for (auto& [name, t] : ld_.text_encoder->state_dict()) state["text_encoder." + name] = t;
+    return state;
+  }
+  std::vector<Tensor> trainable_parameters() const override {
+    std::vector<Tensor> params = ld_.unet->parameters();
+    if (config_.train_text_encoder)
+      for (const Tensor& p : ld_.text_encoder->parameters()) params.push_back(p);
+    return params;
+  }
 
   Tensor loss(const data::Batch& batch, Generator& gen) override {
     std::vector<std::string> prompts;

@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <optional>
 
 #include "autograd/elementwise.h"
 #include "autograd/grad_mode.h"
@@ -88,7 +89,10 @@ void LatentDiffusion::validate() const {
 Tensor LatentDiffusion::encode_prompts(const std::vector<std::string>& prompts,
                                        ConditionMode mode) const {
   CXR_CHECK(!prompts.empty(), "encode_prompts: no prompt");
-  autograd::NoGradGuard no_grad;
+  // Gradients only when the text encoder is being trained (RoentGen fine-tuned it with the UNet).
+  const bool trained = text_encoder->num_parameters(/*trainable_only=*/true) > 0;
+  std::optional<autograd::NoGradGuard> no_grad;
+  if (!trained) no_grad.emplace();
   std::vector<bool> keep;
   for (const auto& p : prompts) keep.push_back(mode != ConditionMode::Mask && !is_null_prompt(p));
   const Tensor ids = raw::to(tokenizer->input_ids(prompts), unet->conv_in->weight.device());

@@ -49,7 +49,7 @@ struct LatentDiffusion {
   void validate() const;
 
   // Text conditions [B, L, D]: the text encoder's last_hidden_state, rows of null prompts (and all
-  // rows in m2i mode) zero.
+  // rows in m2i mode) zero. Differentiable when the text encoder has trainable parameters.
   Tensor encode_prompts(const std::vector<std::string>& prompts, ConditionMode mode) const;
   // Images [B, C, H, W] in [-1, 1] -> latents (a posterior sample times the scaling factor).
   Tensor encode_images(const Tensor& images, Generator& gen) const;
@@ -65,8 +65,8 @@ struct LatentDiffusion {
                  const std::vector<bool>& mask_active, double conditioning_scale = 1.0) const;
 
   // Eq. 1 on a batch: images [B, C, H, W] in [-1, 1], one prompt each, masks [B, 3, H, W] in
-  // [0, 1] (or undefined). The frozen parts (VAE, text encoder) run without gradients; whichever
-  // of UNet / ControlNet requires grad receives them. Noise and timesteps come from `gen`.
+  // [0, 1] (or undefined). The VAE runs without gradients; whichever of text encoder / UNet /
+  // ControlNet requires grad receives them. Noise and timesteps come from `gen`.
   Tensor training_loss(const Tensor& images, const std::vector<std::string>& prompts,
                        const Tensor& masks, ConditionMode mode, Generator& gen) const;
 };

@@ -78,7 +78,7 @@ TEST(GeneratorConfig, BadValuesFailNamingTheKey) {
   fails(GeneratorKind::ControlNet, {{"kl_weight", 1.0}}, "kl_weight");  // not a ControlNet key
   fails(GeneratorKind::Vae, {{"reconstruction", "l3"}}, "key 'reconstruction'");
   fails(GeneratorKind::UNet, {{"model", ""}}, "key 'vae'");  // from scratch needs a VAE
-  fails(GeneratorKind::UNet, {{"train_text_encoder", true}}, "key 'train_text_encoder'");
+  fails(GeneratorKind::UNet, {{"train_text_encoder", "yes"}}, "key 'train_text_encoder'");
 }
 
 }  // namespace

@@ -13,7 +13,9 @@
 #include <string>
 #include <vector>
 
+#include "support/compare.h"
 #include "support/files.h"
+#include "tensor/safetensors.h"
 
 namespace cxr {
 namespace {
@@ -227,6 +229,31 @@ TEST(TrainUNet, FineTuningLowersTheLossAndSavesAFolderThatSamples) {
   EXPECT_NE(test::read_text((out / "model/unet/diffusion_pytorch_model.safetensors").string()),
             test::read_text(kSdTiny + "/unet/diffusion_pytorch_model.safetensors"));
   EXPECT_TRUE(samples(out / "model", run.dir / "samples"));
+}
+
+// train_text_encoder: the text encoder learns with the UNet (its saved weights change) and the
+// run resumes like any other.
+TEST(TrainUNet, TextEncoderTrainsWithTheUNet) {
+  test::TempDir run;
+  const fs::path out = run.dir / "unet_te";
+  auto r =
+      cxr_run("train-unet --out " + out.string() + unet_settings() + " --set model=" + kSdTiny +
+              " --set steps=6 --set sample_every=6 --set train_text_encoder=true");
+  ASSERT_EQ(r.status, 0) << r.err;
+  EXPECT_NE(test::read_text((out / "model/text_encoder/model.safetensors").string()),
+            test::read_text(kSdTiny + "/text_encoder/model.safetensors"));
+  // Without the flag the text encoder is saved unchanged.
+  const fs::path frozen = run.dir / "unet_frozen";
+  r = cxr_run("train-unet --out " + frozen.string() + unet_settings() + " --set model=" + kSdTiny +
+              " --set steps=6 --set sample_every=6");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const auto a = load_safetensors((frozen / "model/text_encoder/model.safetensors").string());
+  const auto b = load_safetensors(kSdTiny + "/text_encoder/model.safetensors");
+  for (const auto& [name, t] : b.tensors) {
+    if (a.tensors.count(name)) {
+      EXPECT_TRUE(test::bitwise_equal(a.tensors.at(name), t)) << name;
+    }
+  }
 }
 
 TEST(TrainUNet, FromScratchWithATrainedVaeAndLearnedMerges) {
