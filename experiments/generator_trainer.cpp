@@ -18,7 +18,9 @@
 #include "data/image_io.h"
 #include "data/siim.h"
 #include "data/transforms.h"
+#include "experiments/config_keys.h"
 #include "experiments/progress.h"
+#include "experiments/run_log.h"
 #include "experiments/train_config.h"  // apply_overrides
 #include "nn/checkpoint.h"
 #include "nn/grad_utils.h"
@@ -38,42 +40,6 @@ namespace {
 
 // Visits every key of GeneratorConfig that a kind uses, once; reading, documenting and writing
 // are its three modes, so the key list exists once.
-class KeyVisitor {
- public:
-  enum class Mode { Read, Document, Write };
-  KeyVisitor(Mode mode, models::JsonConfig* in, std::vector<GeneratorKeyDoc>* docs,
-             nlohmann::json* out)
-      : mode_(mode), in_(in), docs_(docs), out_(out) {}
-
-  template <typename T>
-  void operator()(const char* key, T& field, const char* type, const char* help) {
-    if (mode_ == Mode::Read)
-      field = read(key, field);
-    else if (mode_ == Mode::Document)
-      docs_->push_back({key, type, nlohmann::json(field).dump(), help});
-    else
-      (*out_)[key] = field;
-  }
-
- private:
-  int64_t read(const char* key, int64_t v) { return in_->get_int(key, v); }
-  uint64_t read(const char* key, uint64_t v) {
-    const int64_t x = in_->get_int(key, int64_t(v));
-    CXR_CHECK(x >= 0, in_->source(), ": key '", key, "' must be >= 0, got ", x);
-    return uint64_t(x);
-  }
-  double read(const char* key, double v) { return in_->get_double(key, v); }
-  bool read(const char* key, bool v) { return in_->get_bool(key, v); }
-  std::string read(const char* key, const std::string& v) { return in_->get_string(key, v); }
-  nlohmann::json read(const char* key, const nlohmann::json& v) {
-    return in_->has(key) ? in_->get_object(key).json() : v;
-  }
-
-  Mode mode_;
-  models::JsonConfig* in_;
-  std::vector<GeneratorKeyDoc>* docs_;
-  nlohmann::json* out_;
-};
 
 void visit_keys(GeneratorKind kind, GeneratorConfig& c, KeyVisitor& v) {
   const bool cn = kind == GeneratorKind::ControlNet, unet = kind == GeneratorKind::UNet,
@@ -198,25 +164,6 @@ void validate(GeneratorKind kind, const GeneratorConfig& c, const std::string& s
               "must be cpu or cuda:N, got '" + c.device + "'");
 }
 
-// Lines to stderr and, with a time stamp, to the run's log.txt (appended).
-class RunLog {
- public:
-  explicit RunLog(const fs::path& path) : file_(path, std::ios::app) {
-    CXR_CHECK(file_.good(), "cannot open the run log '", path.string(), "'");
-  }
-  void operator()(const std::string& line) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-    const std::time_t now = std::time(nullptr);
-    char stamp[32];
-    std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", std::gmtime(&now));
-    file_ << stamp << "  " << line << "\n";
-    file_.flush();
-  }
-
- private:
-  std::ofstream file_;
-};
-
 std::string num(double v) {
   std::ostringstream os;
   os.precision(8);
@@ -310,19 +257,14 @@ GeneratorConfig parse_generator_config(GeneratorKind kind, const nlohmann::json&
 
 std::vector<GeneratorKeyDoc> generator_config_keys(GeneratorKind kind) {
   GeneratorConfig c = default_generator_config(kind);
-  std::vector<GeneratorKeyDoc> docs;
+  std::vector<KeyDoc> docs;
   KeyVisitor v(KeyVisitor::Mode::Document, nullptr, &docs, nullptr);
   visit_keys(kind, c, v);
   return docs;
 }
 
 std::string generator_config_help(GeneratorKind kind) {
-  std::ostringstream os;
-  os << "\nConfig keys (JSON file via --config; override any with --set key=value):\n";
-  for (const auto& d : generator_config_keys(kind))
-    os << "  " << d.key << " (" << d.type << ", default " << d.default_value << ")\n      "
-       << d.help << "\n";
-  return os.str();
+  return keys_help(generator_config_keys(kind));
 }
 
 nlohmann::json generator_config_json(GeneratorKind kind, const GeneratorConfig& config) {

@@ -24,6 +24,7 @@
 #include "data/loader.h"
 #include "data/sample.h"
 #include "experiments/commands.h"
+#include "experiments/config_keys.h"
 #include "models/json_config.h"
 #include "models/latent_diffusion.h"
 #include "models/sd_folder.h"
@@ -67,10 +68,7 @@ struct GeneratorConfig {
   std::string device = "cpu";
 };
 
-// One documented key.
-struct GeneratorKeyDoc {
-  std::string key, type, default_value, help;
-};
+using GeneratorKeyDoc = KeyDoc;
 
 GeneratorConfig default_generator_config(GeneratorKind kind);
 // Parses a config object over the kind's defaults and validates every value (before anything

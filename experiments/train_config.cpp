@@ -5,58 +5,13 @@
 #include <functional>
 #include <sstream>
 
+#include "experiments/config_keys.h"
 #include "models/json_config.h"
 #include "tensor/error.h"
 
 namespace cxr::experiments {
 
 namespace {
-
-// Visits every key of TrainConfig once. The three uses — read from JSON, document, write to JSON —
-// are the three modes of one visitor, so the key list exists once.
-class KeyVisitor {
- public:
-  enum class Mode { Read, Document, Write };
-  KeyVisitor(Mode mode, models::JsonConfig* in, std::vector<KeyDoc>* docs, nlohmann::json* out)
-      : mode_(mode), in_(in), docs_(docs), out_(out) {}
-
-  template <typename T>
-  void operator()(const char* key, T& field, const char* type, const char* help) {
-    switch (mode_) {
-      case Mode::Read:
-        field = read(key, field);
-        break;
-      case Mode::Document:
-        docs_->push_back({key, type, nlohmann::json(field).dump(), help});
-        break;
-      case Mode::Write:
-        (*out_)[key] = field;
-        break;
-    }
-  }
-
- private:
-  int64_t read(const char* key, int64_t v) { return in_->get_int(key, v); }
-  uint64_t read(const char* key, uint64_t v) {
-    int64_t x = in_->get_int(key, int64_t(v));
-    CXR_CHECK(x >= 0, in_->source(), ": key '", key, "' must be >= 0, got ", x);
-    return uint64_t(x);
-  }
-  double read(const char* key, double v) { return in_->get_double(key, v); }
-  bool read(const char* key, bool v) { return in_->get_bool(key, v); }
-  std::string read(const char* key, const std::string& v) { return in_->get_string(key, v); }
-  std::vector<std::string> read(const char* key, const std::vector<std::string>& v) {
-    return in_->get_string_list(key, v);
-  }
-  nlohmann::json read(const char* key, const nlohmann::json& v) {
-    return in_->has(key) ? in_->get_object(key).json() : v;
-  }
-
-  Mode mode_;
-  models::JsonConfig* in_;
-  std::vector<KeyDoc>* docs_;
-  nlohmann::json* out_;
-};
 
 void visit_keys(TaskKind task, TrainConfig& c, KeyVisitor& v) {
   const bool cls = task == TaskKind::Classification;
@@ -221,12 +176,7 @@ std::vector<KeyDoc> train_config_keys(TaskKind task) {
 }
 
 std::string train_config_help(TaskKind task) {
-  std::ostringstream os;
-  os << "\nConfig keys (JSON file via --config; override any with --set key=value):\n";
-  for (const auto& d : train_config_keys(task))
-    os << "  " << d.key << " (" << d.type << ", default " << d.default_value << ")\n      "
-       << d.help << "\n";
-  return os.str();
+  return keys_help(train_config_keys(task));
 }
 
 nlohmann::json train_config_json(TaskKind task, const TrainConfig& config) {

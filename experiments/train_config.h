@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "experiments/config_keys.h"
+
 namespace cxr::experiments {
 
 enum class TaskKind { Classification, Segmentation };
@@ -51,11 +53,6 @@ struct TrainConfig {
   // ---- run ----
   uint64_t seed = 0;
   std::string device = "cpu";
-};
-
-// One documented key.
-struct KeyDoc {
-  std::string key, type, default_value, help;
 };
 
 // The task's defaults (dataset, model, image size, selection metric differ).

@@ -13,6 +13,7 @@
 #include "data/csv.h"
 #include "data/splits.h"
 #include "experiments/progress.h"
+#include "experiments/run_log.h"
 #include "nn/checkpoint.h"
 #include "nn/grad_utils.h"
 #include "nn/lr_schedule.h"
@@ -27,25 +28,6 @@ namespace cxr::experiments {
 namespace fs = std::filesystem;
 
 namespace {
-
-// Lines to stderr and, with a time stamp, to the run's log.txt (appended).
-class RunLog {
- public:
-  explicit RunLog(const fs::path& path) : file_(path, std::ios::app) {
-    CXR_CHECK(file_.good(), "cannot open the run log '", path.string(), "'");
-  }
-  void operator()(const std::string& line) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-    const std::time_t now = std::time(nullptr);
-    char stamp[32];
-    std::strftime(stamp, sizeof stamp, "%Y-%m-%d %H:%M:%S", std::gmtime(&now));
-    file_ << stamp << "  " << line << "\n";
-    file_.flush();
-  }
-
- private:
-  std::ofstream file_;
-};
 
 std::unique_ptr<nn::Optimizer> make_optimizer(const TrainConfig& c,
                                               const std::vector<Tensor>& params) {
