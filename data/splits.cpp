@@ -9,7 +9,6 @@
 #include <set>
 #include <unordered_map>
 
-
 #include "data/csv.h"
 #include "tensor/error.h"
 #include "tensor/file_io.h"

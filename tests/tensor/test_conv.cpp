@@ -237,7 +237,8 @@ TEST(Conv2d, ResultsAreBitwiseIdenticalForAnyThreadCount) {
                       raw::conv2d_backward_weight(g, x, w.sizes(), c.p)});
     }
     for (size_t r = 1; r < runs.size(); ++r)
-      for (size_t i = 0; i < 3; ++i) EXPECT_TRUE(test::bitwise_equal(runs[0][i], runs[r][i])) << r << i;
+      for (size_t i = 0; i < 3; ++i)
+        EXPECT_TRUE(test::bitwise_equal(runs[0][i], runs[r][i])) << r << i;
   }
   omp_set_num_threads(saved);
 }
