@@ -118,25 +118,7 @@ TEST(ClipText, GradientsMatchTransformers) {
 TEST(ClipText, Sd1ConfigKeysAndParameterCount) {
   const ClipTextModel m;  // the defaults: openai/clip-vit-large-patch14's text config
   EXPECT_EQ(m.num_parameters(), 123060480);
-  std::map<std::string, Shape> expected;
-  std::ifstream tsv(test::shared_data_path("../spec/keys/clip_text.tsv"));
-  ASSERT_TRUE(tsv) << "cannot open ../shared/spec/keys/clip_text.tsv";
-  std::string line;
-  while (std::getline(tsv, line)) {
-    if (line.empty()) continue;
-    const size_t tab = line.find('\t');
-    ASSERT_NE(tab, std::string::npos) << line;
-    Shape shape;
-    std::stringstream dims(line.substr(tab + 1));
-    char c;
-    int64_t d;
-    dims >> c;  // '['
-    while (dims >> d) {
-      shape.push_back(d);
-      dims >> c;  // ',' or ']'
-    }
-    expected[line.substr(0, tab)] = shape;
-  }
+  const std::map<std::string, Shape> expected = test::spec_key_shapes("clip_text");
   ASSERT_EQ(expected.size(), 196u);
   std::map<std::string, Shape> actual;
   for (const auto& [key, t] : m.state_dict()) actual[key] = t.shape();

@@ -16,34 +16,6 @@
 using namespace cxr;
 using namespace cxr::models;
 
-namespace {
-
-// key -> shape from a "key<TAB>[d0, d1, ...]" file.
-std::map<std::string, Shape> read_key_shapes(const std::string& path) {
-  std::map<std::string, Shape> out;
-  std::ifstream tsv(path);
-  EXPECT_TRUE(tsv) << "cannot open " << path;
-  std::string line;
-  while (std::getline(tsv, line)) {
-    if (line.empty()) continue;
-    const size_t tab = line.find('\t');
-    EXPECT_NE(tab, std::string::npos) << line;
-    Shape shape;
-    std::stringstream dims(line.substr(tab + 1));
-    char c;
-    int64_t d;
-    dims >> c;  // '['
-    while (dims >> d) {
-      shape.push_back(d);
-      dims >> c;  // ',' or ']'
-    }
-    out[line.substr(0, tab)] = shape;
-  }
-  return out;
-}
-
-}  // namespace
-
 TEST(ControlNetModelReal, StableDiffusionV1KeysShapesAndParameterCount) {
   const std::vector<uint8_t> bytes =
       test::fixture_tensor("controlnet.safetensors", "sd.config").to_vector<uint8_t>();
@@ -55,8 +27,7 @@ TEST(ControlNetModelReal, StableDiffusionV1KeysShapesAndParameterCount) {
   EXPECT_EQ(m.num_parameters(), 361279120);
   EXPECT_EQ(m.num_down_residuals(), 12u);
 
-  const std::map<std::string, Shape> expected =
-      read_key_shapes(test::shared_data_path("../spec/keys/controlnet.tsv"));
+  const std::map<std::string, Shape> expected = test::spec_key_shapes("controlnet");
   ASSERT_EQ(expected.size(), 340u);
   std::map<std::string, Shape> actual;
   for (const auto& [key, t] : m.state_dict()) actual[key] = t.shape();

@@ -16,34 +16,6 @@
 using namespace cxr;
 using namespace cxr::models;
 
-namespace {
-
-// key -> shape from a "key<TAB>[d0, d1, ...]" file.
-std::map<std::string, Shape> read_key_shapes(const std::string& path) {
-  std::map<std::string, Shape> out;
-  std::ifstream tsv(path);
-  EXPECT_TRUE(tsv) << "cannot open " << path;
-  std::string line;
-  while (std::getline(tsv, line)) {
-    if (line.empty()) continue;
-    const size_t tab = line.find('\t');
-    EXPECT_NE(tab, std::string::npos) << line;
-    Shape shape;
-    std::stringstream dims(line.substr(tab + 1));
-    char c;
-    int64_t d;
-    dims >> c;  // '['
-    while (dims >> d) {
-      shape.push_back(d);
-      dims >> c;  // ',' or ']'
-    }
-    out[line.substr(0, tab)] = shape;
-  }
-  return out;
-}
-
-}  // namespace
-
 TEST(UNet2DConditionModelReal, StableDiffusionV1KeysShapesAndParameterCount) {
   const std::vector<uint8_t> bytes =
       test::fixture_tensor("unet2d_condition.safetensors", "sd.config").to_vector<uint8_t>();
@@ -53,8 +25,7 @@ TEST(UNet2DConditionModelReal, StableDiffusionV1KeysShapesAndParameterCount) {
   EXPECT_EQ(m.num_down_residuals(), 12u);
   EXPECT_EQ(m.num_upsamplers(), 3);
 
-  const std::map<std::string, Shape> expected =
-      read_key_shapes(test::shared_data_path("../spec/keys/unet.tsv"));
+  const std::map<std::string, Shape> expected = test::spec_key_shapes("unet");
   ASSERT_EQ(expected.size(), 686u);
   std::map<std::string, Shape> actual;
   for (const auto& [key, t] : m.state_dict()) actual[key] = t.shape();

@@ -2,7 +2,9 @@
 #include "support/fixtures.h"
 
 #include <filesystem>
+#include <fstream>
 #include <mutex>
+#include <sstream>
 
 #include "tensor/error.h"
 
@@ -38,6 +40,30 @@ std::map<std::string, Tensor> fixture_entries(const std::string& name, const std
   std::map<std::string, Tensor> out;
   for (const auto& [key, t] : cached_fixture(name))
     if (key.compare(0, prefix.size(), prefix) == 0) out[key.substr(prefix.size())] = t;
+  return out;
+}
+
+std::map<std::string, Shape> spec_key_shapes(const std::string& model) {
+  const std::string path = std::string(CXR_SHARED_DIR) + "/spec/keys/" + model + ".tsv";
+  std::ifstream tsv(path);
+  CXR_CHECK(tsv.good(), "cannot open ", path);
+  std::map<std::string, Shape> out;
+  std::string line;
+  for (int64_t n = 1; std::getline(tsv, line); ++n) {
+    if (line.empty()) continue;
+    const size_t tab = line.find('\t');
+    CXR_CHECK(tab != std::string::npos, path, ":", n, ": expected key<TAB>[shape]");
+    Shape shape;
+    std::stringstream dims(line.substr(tab + 1));
+    char c;
+    int64_t d;
+    dims >> c;  // '['
+    while (dims >> d) {
+      shape.push_back(d);
+      dims >> c;  // ',' or ']'
+    }
+    out[line.substr(0, tab)] = shape;
+  }
   return out;
 }
 

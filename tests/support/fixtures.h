@@ -22,6 +22,9 @@ Tensor fixture_tensor(const std::string& name, const std::string& key);
 // The tensors of fixture `name` whose keys start with `prefix`, under their keys with the prefix
 // removed (e.g. a model's state dict stored as "<case>.param.<name>").
 std::map<std::string, Tensor> fixture_entries(const std::string& name, const std::string& prefix);
+// key -> shape of ../shared/spec/keys/<model>.tsv ("key<TAB>[d0, d1, ...]" per line): the
+// reference state dicts (unet, vae, clip_text, controlnet). Throws naming the file and the line.
+std::map<std::string, Shape> spec_key_shapes(const std::string& model);
 // ../shared/data/<relative> (the real dataset samples).
 std::string shared_data_path(const std::string& relative);
 
