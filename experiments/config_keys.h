@@ -65,6 +65,32 @@ class KeyVisitor {
   nlohmann::json* out_;
 };
 
+// The three uses of a visit function `visit(Config&, KeyVisitor&)` listing a config's keys.
+// Reads `json` over the defaults in `config` and rejects keys the list does not name.
+template <typename Config, typename Visit>
+void read_keys(Config& config, const nlohmann::json& json, const std::string& source, Visit visit) {
+  models::JsonConfig in(json, source);
+  KeyVisitor v(KeyVisitor::Mode::Read, &in, nullptr, nullptr);
+  visit(config, v);
+  in.check_all_used();
+}
+// Every key with its type, default (from `config`) and meaning.
+template <typename Config, typename Visit>
+std::vector<KeyDoc> document_keys(Config config, Visit visit) {
+  std::vector<KeyDoc> docs;
+  KeyVisitor v(KeyVisitor::Mode::Document, nullptr, &docs, nullptr);
+  visit(config, v);
+  return docs;
+}
+// The resolved config: every key of `config`.
+template <typename Config, typename Visit>
+nlohmann::json write_keys(Config config, Visit visit) {
+  nlohmann::json out = nlohmann::json::object();
+  KeyVisitor v(KeyVisitor::Mode::Write, nullptr, nullptr, &out);
+  visit(config, v);
+  return out;
+}
+
 // The `--help` footer listing every key with its type, default and meaning.
 std::string keys_help(const std::vector<KeyDoc>& docs);
 

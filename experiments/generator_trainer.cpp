@@ -247,20 +247,15 @@ GeneratorConfig default_generator_config(GeneratorKind kind) {
 GeneratorConfig parse_generator_config(GeneratorKind kind, const nlohmann::json& json,
                                        const std::string& source) {
   GeneratorConfig c = default_generator_config(kind);
-  models::JsonConfig in(json, source);
-  KeyVisitor v(KeyVisitor::Mode::Read, &in, nullptr, nullptr);
-  visit_keys(kind, c, v);
-  in.check_all_used();
+  read_keys(c, json, source,
+            [&](GeneratorConfig& cfg, KeyVisitor& v) { visit_keys(kind, cfg, v); });
   validate(kind, c, source);
   return c;
 }
 
 std::vector<GeneratorKeyDoc> generator_config_keys(GeneratorKind kind) {
-  GeneratorConfig c = default_generator_config(kind);
-  std::vector<KeyDoc> docs;
-  KeyVisitor v(KeyVisitor::Mode::Document, nullptr, &docs, nullptr);
-  visit_keys(kind, c, v);
-  return docs;
+  return document_keys(default_generator_config(kind),
+                       [&](GeneratorConfig& cfg, KeyVisitor& v) { visit_keys(kind, cfg, v); });
 }
 
 std::string generator_config_help(GeneratorKind kind) {
@@ -268,11 +263,7 @@ std::string generator_config_help(GeneratorKind kind) {
 }
 
 nlohmann::json generator_config_json(GeneratorKind kind, const GeneratorConfig& config) {
-  GeneratorConfig c = config;
-  nlohmann::json out = nlohmann::json::object();
-  KeyVisitor v(KeyVisitor::Mode::Write, nullptr, nullptr, &out);
-  visit_keys(kind, c, v);
-  return out;
+  return write_keys(config, [&](GeneratorConfig& cfg, KeyVisitor& v) { visit_keys(kind, cfg, v); });
 }
 
 GeneratorData load_generator_data(const GeneratorConfig& c) {

@@ -159,20 +159,14 @@ TrainConfig default_train_config(TaskKind task) {
 TrainConfig parse_train_config(TaskKind task, const nlohmann::json& json,
                                const std::string& source) {
   TrainConfig c = default_train_config(task);
-  models::JsonConfig in(json, source);
-  KeyVisitor v(KeyVisitor::Mode::Read, &in, nullptr, nullptr);
-  visit_keys(task, c, v);
-  in.check_all_used();
+  read_keys(c, json, source, [&](TrainConfig& cfg, KeyVisitor& v) { visit_keys(task, cfg, v); });
   validate(task, c, source);
   return c;
 }
 
 std::vector<KeyDoc> train_config_keys(TaskKind task) {
-  TrainConfig c = default_train_config(task);
-  std::vector<KeyDoc> docs;
-  KeyVisitor v(KeyVisitor::Mode::Document, nullptr, &docs, nullptr);
-  visit_keys(task, c, v);
-  return docs;
+  return document_keys(default_train_config(task),
+                       [&](TrainConfig& cfg, KeyVisitor& v) { visit_keys(task, cfg, v); });
 }
 
 std::string train_config_help(TaskKind task) {
@@ -180,11 +174,7 @@ std::string train_config_help(TaskKind task) {
 }
 
 nlohmann::json train_config_json(TaskKind task, const TrainConfig& config) {
-  TrainConfig c = config;
-  nlohmann::json out = nlohmann::json::object();
-  KeyVisitor v(KeyVisitor::Mode::Write, nullptr, nullptr, &out);
-  visit_keys(task, c, v);
-  return out;
+  return write_keys(config, [&](TrainConfig& cfg, KeyVisitor& v) { visit_keys(task, cfg, v); });
 }
 
 nlohmann::json apply_overrides(nlohmann::json json, const std::vector<std::string>& overrides) {
