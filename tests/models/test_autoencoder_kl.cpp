@@ -45,9 +45,7 @@ AutoencoderKLConfig config_of(const nlohmann::json& j) {
 
 // actual ~ expected within rel * (|expected| + max |expected|): the reference is float64.
 ::testing::AssertionResult close(const Tensor& actual, const Tensor& expected, double rel = 2e-4) {
-  double scale = 0;
-  for (double v : expected.to_vector<double>()) scale = std::max(scale, std::abs(v));
-  return test::all_close(actual, expected, rel, rel * scale);
+  return test::close_to_reference(actual, expected, rel);
 }
 
 // Builds the case's model from diffusers' config.json, loads its weights strictly and compares

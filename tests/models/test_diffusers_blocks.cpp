@@ -39,9 +39,7 @@ nn::StateDict entries(const std::string& prefix) {
 // cancels in the softmax) and so only hold rounding.
 ::testing::AssertionResult close(const Tensor& actual, const Tensor& expected, double rel = 1e-4,
                                  double floor = 0) {
-  double scale = floor;
-  for (double v : expected.to_vector<double>()) scale = std::max(scale, std::abs(v));
-  return test::all_close(actual, expected, rel, rel * scale);
+  return test::close_to_reference(actual, expected, rel, floor);
 }
 
 using Forward = std::function<Tensor(const Tensor& x, const Tensor& temb)>;

@@ -53,7 +53,7 @@ double max_abs(const Tensor& t) {
 // actual ~ expected within rel * (|expected| + max |expected|): the reference is float64 (on the
 // float32 weights), ours float32.
 ::testing::AssertionResult close(const Tensor& actual, const Tensor& expected, double rel) {
-  return test::all_close(actual, expected, rel, rel * max_abs(expected));
+  return test::close_to_reference(actual, expected, rel);
 }
 
 // The tiny configurations of gen_resnet.py.

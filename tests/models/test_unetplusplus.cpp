@@ -69,9 +69,7 @@ nn::StateDict entries(const std::string& prefix) {
 // float64, ours float32, and gradients through train-mode BatchNorm over a few values amplify
 // rounding (the generator keeps draws where PyTorch's float32 run agrees to 2e-5 of the scale).
 ::testing::AssertionResult close(const Tensor& actual, const Tensor& expected, double rel) {
-  double scale = 0;
-  for (double v : expected.to_vector<double>()) scale = std::max(scale, std::abs(v));
-  return test::all_close(actual, expected, rel, rel * scale);
+  return test::close_to_reference(actual, expected, rel);
 }
 
 // Loads the case's smp weights, runs forward_deep in `mode` ("train" or "eval"), backpropagates

@@ -1,6 +1,7 @@
 // all_close for tests.
 #include "support/compare.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <sstream>
@@ -48,6 +49,13 @@ namespace cxr::test {
       return ::testing::AssertionFailure()
              << "bytes differ at flat index " << i << " (" << describe(a) << ")";
   return ::testing::AssertionSuccess() << "bitwise equal " << describe(a);
+}
+
+::testing::AssertionResult close_to_reference(const Tensor& actual, const Tensor& expected,
+                                              double rel, double floor) {
+  double scale = floor;
+  for (double v : expected.to_vector<double>()) scale = std::max(scale, std::abs(v));
+  return all_close(actual, expected, rel, rel * scale);
 }
 
 }  // namespace cxr::test

@@ -12,6 +12,12 @@ namespace cxr::test {
 ::testing::AssertionResult all_close(const Tensor& actual, const Tensor& expected,
                                      double rtol = 1e-5, double atol = 1e-6);
 
+// all_close with rtol = rel and atol = rel * max(max |expected|, floor): the comparison with a
+// float64 reference of the model tests (an error is judged against the tensor's scale, so values
+// near zero do not need an impossible relative accuracy).
+::testing::AssertionResult close_to_reference(const Tensor& actual, const Tensor& expected,
+                                              double rel, double floor = 0.0);
+
 // Same shape, same dtype and the same bytes (of the contiguous data): for determinism checks. NaNs
 // with equal payloads compare equal, -0 and +0 do not. The message names the first differing index.
 ::testing::AssertionResult bitwise_equal(const Tensor& a, const Tensor& b);
