@@ -34,8 +34,7 @@ nn::StateDict entries(const std::string& prefix) {
 
 // The config.json diffusers wrote for `c` (stored as bytes).
 nlohmann::json fixture_json(const std::string& c) {
-  const std::vector<uint8_t> bytes = fx(c + ".config").to_vector<uint8_t>();
-  return nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+  return test::fixture_json(kFixture, c + ".config");
 }
 
 AutoencoderKLConfig config_of(const nlohmann::json& j) {

@@ -30,8 +30,7 @@ Tensor fx(const std::string& key) {
 }
 
 nlohmann::json tiny_json() {
-  const std::vector<uint8_t> bytes = fx("tiny.config").to_vector<uint8_t>();
-  return nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+  return test::fixture_json(kFixture, "tiny.config");
 }
 
 ControlNetConfig config_of(const nlohmann::json& j) {
@@ -71,9 +70,7 @@ const char* const kUNetFixture = "unet2d_condition.safetensors";
 // The tiny UNet of tests/fixtures/unet2d_condition.safetensors (its encoder is the tiny
 // ControlNet's: blocks (16, 32), one layer, cross-attention 8).
 std::unique_ptr<UNet2DConditionModel> load_tiny_unet() {
-  const std::vector<uint8_t> bytes =
-      test::fixture_tensor(kUNetFixture, "tiny.config").to_vector<uint8_t>();
-  JsonConfig json(nlohmann::json::parse(std::string(bytes.begin(), bytes.end())), "unet");
+  JsonConfig json(test::fixture_json(kUNetFixture, "tiny.config"), "unet");
   auto unet = std::make_unique<UNet2DConditionModel>(UNet2DConditionConfig::from_json(json));
   nn::LoadReport report = unet->load_state_dict(test::fixture_entries(kUNetFixture, "tiny.param."));
   EXPECT_TRUE(report.ok()) << report.str();

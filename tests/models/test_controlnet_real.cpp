@@ -17,9 +17,7 @@ using namespace cxr;
 using namespace cxr::models;
 
 TEST(ControlNetModelReal, StableDiffusionV1KeysShapesAndParameterCount) {
-  const std::vector<uint8_t> bytes =
-      test::fixture_tensor("controlnet.safetensors", "sd.config").to_vector<uint8_t>();
-  JsonConfig json(nlohmann::json::parse(std::string(bytes.begin(), bytes.end())), "sd config");
+  JsonConfig json(test::fixture_json("controlnet.safetensors", "sd.config"), "sd config");
   const ControlNetConfig config = ControlNetConfig::from_json(json);
   // The same configuration as from_unet(SD v1 UNet) gives.
   EXPECT_EQ(config.to_json(), ControlNetConfig::stable_diffusion_v1().to_json());

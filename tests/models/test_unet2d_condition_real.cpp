@@ -17,9 +17,7 @@ using namespace cxr;
 using namespace cxr::models;
 
 TEST(UNet2DConditionModelReal, StableDiffusionV1KeysShapesAndParameterCount) {
-  const std::vector<uint8_t> bytes =
-      test::fixture_tensor("unet2d_condition.safetensors", "sd.config").to_vector<uint8_t>();
-  JsonConfig json(nlohmann::json::parse(std::string(bytes.begin(), bytes.end())), "sd config");
+  JsonConfig json(test::fixture_json("unet2d_condition.safetensors", "sd.config"), "sd config");
   const UNet2DConditionModel m(UNet2DConditionConfig::from_json(json));
   EXPECT_EQ(m.num_parameters(), 859520964);
   EXPECT_EQ(m.num_down_residuals(), 12u);

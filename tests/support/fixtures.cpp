@@ -36,6 +36,11 @@ Tensor fixture_tensor(const std::string& name, const std::string& key) {
   return fixture_tensor(cached_fixture(name), key);
 }
 
+nlohmann::json fixture_json(const std::string& name, const std::string& key) {
+  const std::vector<uint8_t> bytes = fixture_tensor(name, key).to_vector<uint8_t>();
+  return nlohmann::json::parse(std::string(bytes.begin(), bytes.end()));
+}
+
 std::map<std::string, Tensor> fixture_entries(const std::string& name, const std::string& prefix) {
   std::map<std::string, Tensor> out;
   for (const auto& [key, t] : cached_fixture(name))

@@ -2,6 +2,8 @@
 // under tests/fixtures/. The C++ tests only read them.
 #pragma once
 
+#include <nlohmann/json.hpp>
+
 #include <map>
 #include <string>
 
@@ -19,6 +21,9 @@ Tensor fixture_tensor(const std::map<std::string, Tensor>& fixture, const std::s
 const std::map<std::string, Tensor>& cached_fixture(const std::string& name);
 // fixture_tensor(cached_fixture(name), key).
 Tensor fixture_tensor(const std::string& name, const std::string& key);
+// A JSON document stored in fixture `name` as the bytes of tensor `key` (e.g. the config.json a
+// reference library wrote for a case).
+nlohmann::json fixture_json(const std::string& name, const std::string& key);
 // The tensors of fixture `name` whose keys start with `prefix`, under their keys with the prefix
 // removed (e.g. a model's state dict stored as "<case>.param.<name>").
 std::map<std::string, Tensor> fixture_entries(const std::string& name, const std::string& prefix);
