@@ -14,6 +14,7 @@
 #include "data/csv.h"
 #include "experiments/commands.h"
 #include "experiments/metrics.h"
+#include "experiments/tasks.h"
 #include "experiments/train_command.h"
 #include "experiments/trainer.h"
 #include "tensor/creation.h"
@@ -156,13 +157,15 @@ class ClassifierTask : public TrainTask {
 
 }  // namespace
 
+std::unique_ptr<TrainTask> make_classifier_task(const TrainConfig& config) {
+  return std::make_unique<ClassifierTask>(config);
+}
+
 Command register_train_classifier(CLI::App& app) {
   return register_train_command(app, TaskKind::Classification, "train-classifier",
                                 "Train and evaluate a classifier (ResNet; RSNA pneumonia, CheXpert "
                                 "labels), optionally with synthetic images",
-                                [](const TrainConfig& c) -> std::unique_ptr<TrainTask> {
-                                  return std::make_unique<ClassifierTask>(c);
-                                });
+                                make_classifier_task);
 }
 
 }  // namespace cxr::experiments

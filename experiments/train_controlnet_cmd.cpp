@@ -6,6 +6,7 @@
 #include "autograd/elementwise.h"
 #include "experiments/commands.h"
 #include "experiments/generator_trainer.h"
+#include "experiments/tasks.h"
 #include "tensor/creation.h"
 #include "tensor/error.h"
 #include "tensor/indexing.h"
@@ -110,12 +111,16 @@ class ControlNetTask : public GeneratorTask {
 
 }  // namespace
 
+std::unique_ptr<GeneratorTask> make_controlnet_task(const GeneratorConfig& config) {
+  return std::make_unique<ControlNetTask>(config);
+}
+
 Command register_train_controlnet(CLI::App& app) {
   return register_generator_command(
       app, GeneratorKind::ControlNet, "train-controlnet",
       "Train the mask ControlNet of a latent diffusion model (frozen VAE, text encoder and UNet) "
       "on a pneumothorax dataset",
-      [](const GeneratorConfig& c) { return std::make_unique<ControlNetTask>(c); });
+      make_controlnet_task);
 }
 
 }  // namespace cxr::experiments

@@ -11,6 +11,7 @@
 #include "data/csv.h"
 #include "experiments/commands.h"
 #include "experiments/metrics.h"
+#include "experiments/tasks.h"
 #include "experiments/train_command.h"
 #include "experiments/trainer.h"
 #include "models/losses.h"
@@ -98,13 +99,15 @@ class SegmenterTask : public TrainTask {
 
 }  // namespace
 
+std::unique_ptr<TrainTask> make_segmenter_task(const TrainConfig& config) {
+  return std::make_unique<SegmenterTask>(config);
+}
+
 Command register_train_segmenter(CLI::App& app) {
   return register_train_command(app, TaskKind::Segmentation, "train-segmenter",
                                 "Train and evaluate a pneumothorax segmenter (UNet++; SIIM-ACR, "
                                 "CANDID-PTX), optionally with synthetic images",
-                                [](const TrainConfig& c) -> std::unique_ptr<TrainTask> {
-                                  return std::make_unique<SegmenterTask>(c);
-                                });
+                                make_segmenter_task);
 }
 
 }  // namespace cxr::experiments

@@ -8,6 +8,7 @@
 // result is a diffusers folder in <out>/model that `cxr sample` loads.
 #include "experiments/commands.h"
 #include "experiments/generator_trainer.h"
+#include "experiments/tasks.h"
 #include "tensor/creation.h"
 #include "tensor/error.h"
 #include "tensor/indexing.h"
@@ -137,13 +138,17 @@ class UNetTask : public GeneratorTask {
 
 }  // namespace
 
+std::unique_ptr<GeneratorTask> make_unet_task(const GeneratorConfig& config) {
+  return std::make_unique<UNetTask>(config);
+}
+
 Command register_train_unet(CLI::App& app) {
   return register_generator_command(
       app, GeneratorKind::UNet, "train-unet",
       "Train the text-to-image UNet of a latent diffusion model (frozen VAE and text encoder): "
       "fine-tune a diffusers folder, or a miniature model from scratch (needs a VAE from "
       "cxr train-vae)",
-      [](const GeneratorConfig& c) { return std::make_unique<UNetTask>(c); });
+      make_unet_task);
 }
 
 }  // namespace cxr::experiments

@@ -11,6 +11,7 @@
 #include "autograd/reduce.h"
 #include "experiments/commands.h"
 #include "experiments/generator_trainer.h"
+#include "experiments/tasks.h"
 #include "models/autoencoder_kl.h"
 #include "models/sd_folder.h"
 #include "tensor/creation.h"
@@ -109,12 +110,16 @@ class VaeTask : public GeneratorTask {
 
 }  // namespace
 
+std::unique_ptr<GeneratorTask> make_vae_task(const GeneratorConfig& config) {
+  return std::make_unique<VaeTask>(config);
+}
+
 Command register_train_vae(CLI::App& app) {
   return register_generator_command(
       app, GeneratorKind::Vae, "train-vae",
       "Train the generator's VAE (AutoencoderKL: reconstruction + KL) from scratch or from a vae "
       "folder; writes <out>/model/vae",
-      [](const GeneratorConfig& c) { return std::make_unique<VaeTask>(c); });
+      make_vae_task);
 }
 
 }  // namespace cxr::experiments
