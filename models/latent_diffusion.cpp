@@ -159,6 +159,12 @@ Tensor LatentDiffusion::training_loss(const Tensor& images, const std::vector<st
   return mse_loss(pred, target);
 }
 
+std::array<int64_t, 2> native_image_size(const LatentDiffusion& model) {
+  const std::vector<int64_t>& latent = model.unet->config().sample_size;
+  const int64_t f = model.vae->downsampling_factor();
+  return {(latent.empty() ? 64 : latent.front()) * f, (latent.empty() ? 64 : latent.back()) * f};
+}
+
 Tensor sample_images(const LatentDiffusion& model, const std::vector<std::string>& prompts,
                      const Tensor& masks, const std::vector<uint64_t>& seeds,
                      const SampleOptions& o) {

@@ -11,6 +11,7 @@
 // unconditional branch is the zero text condition (the same rule), with one seed per image.
 #pragma once
 
+#include <array>
 #include <cstdint>
 #include <memory>
 #include <string>
@@ -80,6 +81,10 @@ struct SampleOptions {
   int64_t height = 512, width = 512;
   ConditionMode mode = ConditionMode::TextMask;
 };
+
+// The image size the model was trained for: the UNet's sample_size (latent side; 64 for SD v1,
+// 64 when unset) times the VAE's downsampling factor, as {height, width}.
+std::array<int64_t, 2> native_image_size(const LatentDiffusion& model);
 
 // One image per prompt (and mask), each from its own seed: the same seed and settings give the
 // same image whatever the batch it is in. masks: [B, 3, height, width] in [0, 1] or undefined.
