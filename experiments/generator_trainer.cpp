@@ -266,6 +266,25 @@ nlohmann::json generator_config_json(GeneratorKind kind, const GeneratorConfig& 
   return write_keys(config, [&](GeneratorConfig& cfg, KeyVisitor& v) { visit_keys(kind, cfg, v); });
 }
 
+std::vector<std::string> sample_captions(const data::Dataset& dataset) {
+  // Phantom datasets list a caption per image id in phantoms.csv.
+  std::map<std::string, std::string> phantom_captions;
+  const fs::path manifest = fs::path(dataset.root) / "phantoms.csv";
+  if (!dataset.root.empty() && fs::exists(manifest)) {
+    const data::CsvTable t = data::read_csv(manifest.string());
+    const size_t id = t.column("id"), caption = t.column("caption");
+    for (const auto& row : t.rows) phantom_captions[row[id]] = row[caption];
+  }
+  std::vector<std::string> captions;
+  for (const auto& s : dataset.samples) {
+    auto it = phantom_captions.find(s.id);
+    captions.push_back(!s.report.empty()              ? s.report
+                       : it != phantom_captions.end() ? it->second
+                                                      : "N/A");
+  }
+  return captions;
+}
+
 GeneratorData load_generator_data(const GeneratorConfig& c) {
   auto ds = std::make_shared<data::Dataset>(
       c.dataset == "siim" ? read_with_mask_size<data::SiimOptions>(
@@ -277,21 +296,8 @@ GeneratorData load_generator_data(const GeneratorConfig& c) {
                                 }));
   CXR_CHECK(!ds->samples.empty(), "data_root '", c.data_root, "': the ", c.dataset,
             " reader found no image");
-  // Phantom datasets list a caption per image id in phantoms.csv.
-  std::map<std::string, std::string> phantom_captions;
-  const fs::path manifest = fs::path(c.data_root) / "phantoms.csv";
-  if (fs::exists(manifest)) {
-    const data::CsvTable t = data::read_csv(manifest.string());
-    const size_t id = t.column("id"), caption = t.column("caption");
-    for (const auto& row : t.rows) phantom_captions[row[id]] = row[caption];
-  }
   GeneratorData out;
-  for (const auto& s : ds->samples) {
-    auto it = phantom_captions.find(s.id);
-    out.captions.push_back(!s.report.empty()              ? s.report
-                           : it != phantom_captions.end() ? it->second
-                                                          : "N/A");
-  }
+  out.captions = sample_captions(*ds);
   out.dataset = ds;
   out.source = data::dataset_source(ds, data::eval_pipeline(c.image_size), /*with_masks=*/true);
   return out;

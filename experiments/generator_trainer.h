@@ -123,6 +123,9 @@ struct GeneratorData {
   std::shared_ptr<const data::ExampleSource> source;  // resized to image_size, with masks
 };
 GeneratorData load_generator_data(const GeneratorConfig& config);
+// Each sample's caption, in sample order: its report, else the caption of its id in
+// <dataset.root>/phantoms.csv, else "N/A".
+std::vector<std::string> sample_captions(const data::Dataset& dataset);
 // Grayscale [B, 1, H, W] in [0, 1] -> [B, channels, H, W] in [-1, 1] (what the VAE takes).
 Tensor to_model_images(const Tensor& images, int64_t channels);
 // Moves a module to `device` and sets it trainable (train mode, requires grad) or frozen (eval

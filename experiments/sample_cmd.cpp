@@ -4,23 +4,17 @@
 // with the mask it was conditioned on and a JSON sidecar of its settings, and the output folder's
 // synthetic.csv makes it a synthetic training set (experiments/sample_jobs.h). A killed run
 // continues where it stopped when started again with the same arguments.
-#include <algorithm>
-#include <chrono>
-#include <cmath>
 #include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
 
-#include "data/image_io.h"
-#include "data/transforms.h"
 #include "experiments/commands.h"
-#include "experiments/progress.h"
 #include "experiments/sample_jobs.h"
+#include "experiments/synthetic_sets.h"
 #include "models/latent_diffusion.h"
 #include "models/sd_folder.h"
 #include "tensor/error.h"
-#include "tensor/ops.h"
 
 namespace cxr::experiments {
 
@@ -33,14 +27,6 @@ struct SampleCommandOptions {
   int64_t repeats = 1, steps = 50, height = 0, width = 0, batch = 4;
   double guidance = 7.5, conditioning_scale = 1.0, eta = 0.0;
 };
-
-// A mask file as the ControlNet condition: RGB in {0, 1} at the image size (nearest).
-Tensor read_condition(const std::string& path, int64_t height, int64_t width) {
-  Tensor m = data::read_image(path, data::ColorMode::RGB);
-  if (m.size(-2) != height || m.size(-1) != width)
-    m = data::resize(m, height, width, data::Interp::Nearest);
-  return raw::to(raw::compare(CompareOp::Gt, m, 0.5), kFloat32);
-}
 
 void run_sample(const SampleCommandOptions& o) {
   CXR_CHECK(!o.out.empty(), "sample: --out is required");
@@ -97,42 +83,7 @@ void run_sample(const SampleCommandOptions& o) {
                                    {"height", so.height},
                                    {"width", so.width}};
   SampleOutput out(o.out, settings, jobs.label_names);
-  std::vector<const SampleJob*> pending;
-  for (const auto& job : jobs.jobs)
-    if (!out.done(job)) pending.push_back(&job);
-  std::fprintf(stderr, "sample: %zu jobs, %zu already done, %zu to generate (%s, %lld steps, %s)\n",
-               jobs.jobs.size(), jobs.jobs.size() - pending.size(), pending.size(),
-               so.scheduler.c_str(), (long long)so.steps, models::condition_mode_name(so.mode));
-
-  const int64_t batches = (int64_t(pending.size()) + o.batch - 1) / o.batch;
-  Progress progress(1, std::max<int64_t>(batches, 1), 1);
-  for (int64_t b = 0; b < batches; ++b) {
-    const size_t first = size_t(b * o.batch),
-                 last = std::min(pending.size(), first + size_t(o.batch));
-    std::vector<std::string> prompts;
-    std::vector<uint64_t> seeds;
-    std::vector<Tensor> conds;
-    for (size_t i = first; i < last; ++i) {
-      prompts.push_back(pending[i]->prompt);
-      seeds.push_back(pending[i]->seed);
-      conds.push_back(pending[i]->mask_path.empty() || !uses_masks
-                          ? raw::zeros({3, so.height, so.width})
-                          : read_condition(pending[i]->mask_path, so.height, so.width));
-    }
-    const Tensor masks = uses_masks ? raw::stack(conds, 0) : Tensor();
-    const Tensor images = models::sample_images(ld, prompts, masks, seeds, so);
-    for (size_t i = first; i < last; ++i) {
-      const int64_t k = int64_t(i - first);
-      const Tensor mask = pending[i]->mask_path.empty() || !uses_masks
-                              ? Tensor()
-                              : raw::narrow(conds[size_t(k)], 0, 0, 1);
-      out.write(*pending[i], raw::select(images, 0, k), mask);
-    }
-    out.write_manifest(jobs.jobs);
-    progress.update(1, b + 1, NAN, int64_t(last - first));
-  }
-  progress.end_epoch();
-  out.write_manifest(jobs.jobs);
+  run_sample_jobs(ld, jobs, out, so, o.batch);
   std::fprintf(stderr, "sample: %zu images in %s (synthetic.csv lists them)\n", jobs.jobs.size(),
                o.out.c_str());
 }
