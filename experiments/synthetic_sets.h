@@ -60,8 +60,10 @@ struct ClassificationPlan {
 // words left <-> right swapped when the transform flipped the mask. Seeds and transforms come from
 // `seed` only, so the same arguments give the same plan. Writes <pool>/conditions/<id>.png (0/255
 // grayscale) and <pool>/conditions.csv (atomically) and returns the jobs (mask_path absolute,
-// label_values = {}). Throws when count < 0, the mode is not m2i/tm2i, `train` has no positive
-// mask, or (tm2i) `captions` does not have one entry per sample.
+// label_values = {}). (A finding smaller than the resize step may vanish at a small mask_size; its
+// job then conditions on a black mask, which is still a consistent image + mask pair.) Throws when
+// count < 0, the mode is not m2i/tm2i, `train` has no positive mask, or (tm2i) `captions` does not
+// have one entry per sample.
 SampleJobs plan_segmentation_jobs(const data::Dataset& train,
                                   const std::vector<std::string>& captions, int64_t count,
                                   uint64_t seed, const SegmentationPlan& plan,
