@@ -4,6 +4,7 @@
 // with the mask it was conditioned on and a JSON sidecar of its settings, and the output folder's
 // synthetic.csv makes it a synthetic training set (experiments/sample_jobs.h). A killed run
 // continues where it stopped when started again with the same arguments.
+#include <array>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -36,22 +37,7 @@ void run_sample(const SampleCommandOptions& o) {
   const SampleJobs jobs = o.jobs.empty() ? make_sample_jobs(o.prompts, o.masks, o.seed, o.repeats)
                                          : read_sample_jobs(o.jobs);
 
-  models::SdFolderOptions load;
-  load.controlnet = o.controlnet.empty() ? models::SdFolderOptions::ControlNet::IfPresent
-                                         : models::SdFolderOptions::ControlNet::Skip;
-  models::SdFolder folder = models::load_sd_folder(o.model, load);
-  models::LatentDiffusion ld;
-  ld.vae = folder.vae;
-  ld.text_encoder = folder.text_encoder;
-  ld.tokenizer = folder.tokenizer;
-  ld.unet = folder.unet;
-  ld.controlnet = o.controlnet.empty() ? folder.controlnet : models::load_controlnet(o.controlnet);
-  ld.noise = folder.scheduler->config();
-  ld.validate();
-  ld.vae->eval();
-  ld.text_encoder->eval();
-  ld.unet->eval();
-  if (ld.controlnet) ld.controlnet->eval();
+  const models::LatentDiffusion ld = load_sampling_pipeline(o.model, o.controlnet);
 
   models::SampleOptions so;
   so.scheduler = o.scheduler;
@@ -61,13 +47,9 @@ void run_sample(const SampleCommandOptions& o) {
   so.eta = o.eta;
   so.mode =
       models::parse_condition_mode(o.mode.empty() ? (ld.controlnet ? "tm2i" : "t2i") : o.mode);
-  // The native size: the UNet's sample_size (latent side; 64 for SD v1) times the VAE's factor.
-  const std::vector<int64_t>& latent = ld.unet->config().sample_size;
-  const int64_t f = ld.vae->downsampling_factor();
-  const int64_t native_h = (latent.empty() ? 64 : latent.front()) * f;
-  const int64_t native_w = (latent.empty() ? 64 : latent.back()) * f;
-  so.height = o.height > 0 ? o.height : native_h;
-  so.width = o.width > 0 ? o.width : native_w;
+  const std::array<int64_t, 2> native = models::native_image_size(ld);
+  so.height = o.height > 0 ? o.height : native[0];
+  so.width = o.width > 0 ? o.width : native[1];
   const bool uses_masks = so.mode != models::ConditionMode::Text;
   CXR_CHECK(!uses_masks || ld.controlnet, "sample: mode ", models::condition_mode_name(so.mode),
             " needs a ControlNet (a controlnet/ folder in --model, or --controlnet)");

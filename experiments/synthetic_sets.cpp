@@ -13,7 +13,9 @@
 #include "data/image_io.h"
 #include "data/rng.h"
 #include "data/transforms.h"
+#include "experiments/generator_trainer.h"
 #include "experiments/progress.h"
+#include "models/sd_folder.h"
 #include "tensor/error.h"
 #include "tensor/file_io.h"
 #include "tensor/ops.h"
@@ -192,6 +194,19 @@ SampleJobs plan_classification_jobs(const std::vector<std::string>& label_names,
   }
   write_conditions(pool_dir, out, rows);
   return out;
+}
+
+models::LatentDiffusion load_sampling_pipeline(const std::string& model,
+                                               const std::string& controlnet) {
+  models::SdFolderOptions load;
+  if (!controlnet.empty()) load.controlnet = models::SdFolderOptions::ControlNet::Skip;
+  models::LatentDiffusion ld = latent_diffusion_of(models::load_sd_folder(model, load));
+  if (!controlnet.empty()) ld.controlnet = models::load_controlnet(controlnet);
+  ld.validate();
+  for (nn::Module* m : std::initializer_list<nn::Module*>{ld.vae.get(), ld.text_encoder.get(),
+                                                          ld.unet.get(), ld.controlnet.get()})
+    if (m) m->eval();
+  return ld;
 }
 
 void run_sample_jobs(const models::LatentDiffusion& model, const SampleJobs& jobs,

@@ -84,6 +84,11 @@ SampleJobs plan_classification_jobs(const std::vector<std::string>& label_names,
 // images at a time, with a progress line; rewrites the manifest as it goes. Masks are read as the
 // ControlNet condition at options' size (nearest, > 0.5 is foreground) unless options.mode is t2i.
 // The same function serves `cxr sample`.
+// The generator of a diffusers-format folder ready to sample: components validated, eval mode.
+// `controlnet`, when given, is a ControlNet folder used instead of <model>/controlnet.
+models::LatentDiffusion load_sampling_pipeline(const std::string& model,
+                                               const std::string& controlnet = "");
+
 void run_sample_jobs(const models::LatentDiffusion& model, const SampleJobs& jobs,
                      SampleOutput& out, const models::SampleOptions& options, int64_t batch);
 
