@@ -3,12 +3,14 @@
 // Canvas, so the two outputs share every coordinate.
 #include "experiments/plot.h"
 
-#include <algorithm>  // std::max, std::min, std::remove_if
-#include <array>
-#include <cmath>   // std::floor, std::ceil, std::log10, std::pow, std::isfinite
-#include <cstdio>  // std::snprintf
-#include <limits>
-#include <sstream>  // std::ostringstream
+#include <algorithm>  // std::max, std::min
+#include <array>      // the palette
+#include <cmath>      // std::floor, std::ceil, std::log10, std::pow, std::isfinite
+#include <cstdio>     // std::snprintf
+#include <limits>     // infinity for the data range
+#include <sstream>    // std::ostringstream
+#include <tuple>      // std::tie
+#include <utility>    // std::pair
 
 #include "data/image_io.h"  // data::write_png (atomic)
 #include "tensor/error.h"   // CXR_CHECK
