@@ -8,6 +8,7 @@
 #include <limits>     // infinities, epsilon
 #include <numbers>    // std::numbers::pi
 #include <string>
+#include <utility>  // std::pair
 
 #include "tensor/error.h"  // CXR_CHECK
 
@@ -106,21 +107,29 @@ void check_degrees(double nu, const char* op) {
             nu);
 }
 
-// P(T > t) for t >= 0: ½ I_{nu/(nu+t²)}(nu/2, ½) (DLMF 8.17.5 with the t density). x and y = 1 - x
-// are formed from t²/nu or nu/t², whichever is <= 1, so neither overflows nor cancels.
-double upper_tail(double t, double nu) {
+// x = nu / (nu + t²) and y = t² / (nu + t²) = 1 - x for t >= 0, formed from t²/nu or nu/t²,
+// whichever is <= 1, so that neither overflows nor cancels.
+std::pair<double, double> t_beta_arguments(double t, double nu) {
   const double t2 = t * t;
-  double x, y;
   if (t2 <= nu) {
     const double s = t2 / nu;
-    x = 1 / (1 + s);
-    y = s / (1 + s);
-  } else {
-    const double r = nu / t2;
-    x = r / (1 + r);
-    y = 1 / (1 + r);
+    return {1 / (1 + s), s / (1 + s)};
   }
+  const double r = nu / t2;
+  return {r / (1 + r), 1 / (1 + r)};
+}
+
+// P(T > t) for t >= 0: ½ I_x(nu/2, ½) (DLMF 8.17.5 with the t density).
+double upper_tail(double t, double nu) {
+  const auto [x, y] = t_beta_arguments(t, nu);
   return 0.5 * incomplete_beta(x, y, nu / 2, 0.5);
+}
+
+// P(|T| < t) = 1 - 2 P(T > t) = I_y(½, nu/2) for t >= 0 (DLMF 8.17.4): relatively accurate for
+// small t, where 1 - 2 upper_tail would cancel.
+double central_probability(double t, double nu) {
+  const auto [x, y] = t_beta_arguments(t, nu);
+  return incomplete_beta(y, x, 0.5, nu / 2);
 }
 
 // The t density Gamma((nu+1)/2) / (Gamma(nu/2) sqrt(nu pi)) (1 + t²/nu)^(-(nu+1)/2).
@@ -129,29 +138,41 @@ double t_density(double t, double nu) {
   return std::exp(log_norm - (nu + 1) / 2 * std::log1p(t * t / nu));
 }
 
-// The t >= 0 with upper_tail(t, nu) = q, q in (0, ½]: Newton's method on log upper_tail (nearly
-// linear in the polynomial tails) inside a bracket that shrinks with every evaluation; a step that
-// leaves the bracket is replaced by bisection (geometric while the bracket spans decades).
+// The t >= 0 with upper_tail(t, nu) = q, q in (0, ½]: Newton's method inside a bracket that
+// shrinks with every evaluation; a step that leaves the bracket is replaced by bisection
+// (geometric while the bracket spans decades). In the tails (q <= ¼) it solves
+// log upper_tail(t) = log q, nearly linear in the polynomial tails; nearer the centre
+// central_probability(t) = 1 - 2q (exact there), which keeps the relative precision of a t near 0.
 double upper_quantile(double q, double nu) {
   if (q == 0.5) return 0;
-  double lo = 0, hi = 1;
-  while (upper_tail(hi, nu) > q) {
+  const bool central = q > 0.25;
+  const double target = central ? 1 - 2 * q : std::log(q);
+  // The residual, increasing in t and zero at the quantile, and its derivative.
+  const auto residual = [&](double t, double& slope) {
+    const double density = t_density(t, nu);
+    if (central) {
+      slope = 2 * density;
+      return central_probability(t, nu) - target;
+    }
+    const double tail = upper_tail(t, nu);  // 0 where it underflows: then no Newton step
+    slope = density / tail;
+    return target - std::log(tail);
+  };
+  double lo = 0, hi = 1, slope = 0;
+  while (residual(hi, slope) < 0) {
     lo = hi;
     hi *= 16;
-    if (hi > 1e150) return kInf;  // beyond it t² would overflow in upper_tail
+    if (hi > 1e150) return kInf;  // beyond it t² would overflow in t_beta_arguments
   }
-  const double log_q = std::log(q);
   double t = hi;
   for (int iter = 0; iter < 500; ++iter) {
-    const double tail = upper_tail(t, nu);
-    if (tail == q) return t;
-    (tail > q ? lo : hi) = t;
-    double next = std::numeric_limits<double>::quiet_NaN();
-    const double density = t_density(t, nu);
-    // d log tail / dt = -density / tail.
-    if (tail > 0 && density > 0) next = t + (std::log(tail) - log_q) * tail / density;
-    if (!(next > lo && next < hi))
+    const double f = residual(t, slope);
+    if (f == 0) return t;
+    (f < 0 ? lo : hi) = t;
+    double next = t - f / slope;
+    if (!(next > lo && next < hi)) {  // also a NaN step
       next = lo > 0 && hi > 4 * lo ? std::sqrt(lo * hi) : (lo + hi) / 2;
+    }
     if (std::abs(next - t) <= 2 * kEps * next || hi - lo <= 2 * kEps * hi) return next;
     t = next;
   }

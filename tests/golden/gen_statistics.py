@@ -4,7 +4,9 @@ Run by hand from the repository root (needs numpy, scipy and mpmath):
     python3 tests/golden/gen_statistics.py
 It writes tests/fixtures/statistics.json:
     t_cdf     nu, t, cdf = scipy.stats.t.cdf(t, nu), sf = scipy.stats.t.sf(t, nu)
-    t_ppf     nu, p, t = scipy.stats.t.ppf(p, nu)
+    t_ppf     nu, p, t = scipy.stats.t.ppf(p, nu), t_mpmath = the root of the CDF at 40 digits
+              (scipy's ppf is only absolutely accurate near p = ½: at p = 0.5 -/+ 1e-7 it is off by
+              ~1e-10 relative, so the test checks t_mpmath relatively and t absolutely there)
     betainc   x, a, b, value = scipy.special.betainc(a, b, x)
     compare   one-tailed (alternative='greater') tests of treated against control:
               scipy.stats.ttest_ind(equal_var=False) ("welch"), ttest_ind(equal_var=True)
@@ -31,7 +33,8 @@ mpmath.mp.dps = 40
 
 NUS = [1, 1.3, 2, 2.7, 3, 5, 10, 30, 100, 1e4]
 TS = [-40, -5, -2.3, -1, -0.1, 0, 0.1, 1, 2.3, 5, 40]
-PS = [1e-10, 1e-4, 0.01, 0.025, 0.05, 0.3, 0.5, 0.7, 0.95, 0.975, 0.99, 1 - 1e-4]
+PS = [1e-10, 1e-4, 0.01, 0.025, 0.05, 0.3, 0.4999999, 0.5, 0.5000001, 0.7, 0.95, 0.975, 0.99,
+      1 - 1e-4]  # 0.5 -/+ 1e-7: a quantile near 0, checked relatively
 BETAS = [  # (x, a, b): small and large parameters, x near 0 and 1
     (0.5, 0.5, 0.5), (0.3, 2.0, 3.0), (0.9, 5.0, 0.5), (1e-8, 0.5, 5000.0), (1e-3, 0.5, 5000.0),
     (0.999, 0.5, 5000.0), (1e-12, 3.0, 0.5), (1 - 1e-9, 0.5, 2.0), (0.2, 50.0, 60.0),
@@ -66,7 +69,7 @@ def t_values():
             # The exact quantile solves cdf(t) = p: check through the CDF's derivative.
             exact = mpmath.findroot(lambda x: mp_t_cdf(x, nu) - p, t)
             check(t, exact, f"ppf({p}, {nu})", floor=1e-15)
-            ppf_rows.append({"nu": nu, "p": p, "t": t})
+            ppf_rows.append({"nu": nu, "p": p, "t": t, "t_mpmath": float(exact)})
     return cdf_rows, ppf_rows
 
 
