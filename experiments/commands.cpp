@@ -15,7 +15,9 @@ std::vector<Command> register_commands(CLI::App& app) {
           register_sample(app),
           register_train_controlnet(app),
           register_train_vae(app),
-          register_train_unet(app)};
+          register_train_unet(app),
+          register_study(app),
+          register_report(app)};
 }
 
 }  // namespace cxr::experiments

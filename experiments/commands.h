@@ -30,5 +30,7 @@ Command register_sample(CLI::App& app);            // sample (sample_cmd.cpp)
 Command register_train_controlnet(CLI::App& app);  // train-controlnet (train_controlnet_cmd.cpp)
 Command register_train_vae(CLI::App& app);         // train-vae (train_vae_cmd.cpp)
 Command register_train_unet(CLI::App& app);        // train-unet (train_unet_cmd.cpp)
+Command register_study(CLI::App& app);             // study (study_cmd.cpp)
+Command register_report(CLI::App& app);            // report (study_cmd.cpp)
 
 }  // namespace cxr::experiments

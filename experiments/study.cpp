@@ -1,0 +1,379 @@
+// The study runner (study.h): phantoms, generator, synthetic pools, the grid of downstream runs,
+// the report. Every stage is skipped when its output is complete and continued when it was
+// interrupted.
+#include "experiments/study.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <memory>
+#include <optional>
+
+#include "data/image_io.h"
+#include "data/synthetic.h"
+#include "data/transforms.h"
+#include "experiments/generator_trainer.h"
+#include "experiments/study_report.h"
+#include "experiments/study_results.h"
+#include "experiments/synthetic_sets.h"
+#include "experiments/task_data.h"
+#include "experiments/tasks.h"
+#include "experiments/trainer.h"
+#include "models/sd_folder.h"
+#include "tensor/error.h"
+#include "tensor/file_io.h"
+#include "tensor/ops.h"
+#include "tensor/sha256.h"
+
+namespace cxr::experiments {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+void say(const std::string& line) {
+  std::fprintf(stderr, "study: %s\n", line.c_str());
+}
+
+// One SHA-256 for a model folder: over the sorted relative paths and each file's SHA-256.
+std::string folder_sha256(const fs::path& dir) {
+  std::vector<fs::path> files;
+  for (const auto& e : fs::recursive_directory_iterator(dir))
+    if (e.is_regular_file()) files.push_back(fs::relative(e.path(), dir));
+  std::sort(files.begin(), files.end());
+  std::string listing;
+  for (const auto& f : files)
+    listing += f.generic_string() + " " + sha256_file_hex((dir / f).string()) + "\n";
+  return sha256_hex(listing);
+}
+
+// `j` with the run folder's path written as ${run} in every string: provenance that does not
+// change when a run folder moves.
+nlohmann::json relocatable(nlohmann::json j, const std::string& run_dir) {
+  if (j.is_string()) {
+    std::string v = j.get<std::string>();
+    if (v.rfind(run_dir, 0) == 0) v = "${run}" + v.substr(run_dir.size());
+    return v;
+  }
+  if (j.is_array() || j.is_object())
+    for (auto& item : j) item = relocatable(item, run_dir);
+  return j;
+}
+
+nlohmann::json read_json_file(const fs::path& path) {
+  return models::JsonConfig::from_file(path.string()).json();
+}
+
+// The study's generator: where it is and its hash.
+struct GeneratorRef {
+  std::string folder, sha256;
+};
+
+// Trains (or reuses, or continues) one generator stage in <run>/generator/<name>.
+std::string run_generator_stage(GeneratorKind kind, const std::string& name, nlohmann::json json,
+                                const fs::path& run_dir, const std::string& device) {
+  const fs::path dir = run_dir / "generator" / name, done = dir / "done.json";
+  if (!json.contains("device")) json["device"] = device;
+  const GeneratorConfig config = parse_generator_config(kind, json, "generator.train_" + name);
+  const nlohmann::json resolved = generator_config_json(kind, config);
+  const std::string model = (dir / "model").string();
+  if (fs::exists(done)) {
+    CXR_CHECK(read_json_file(done).value("config", nlohmann::json()) == resolved,
+              "generator stage '", name, "' in ", dir.string(),
+              " was trained with another configuration; remove that folder to retrain it");
+    say("generator " + name + ": reusing " + model);
+    return model;
+  }
+  const bool resume = fs::exists(dir / "checkpoints" / "last.safetensors");
+  if (!resume && fs::exists(dir)) fs::remove_all(dir);  // killed before its first checkpoint
+  say("generator " + name + (resume ? ": continuing " : ": training ") + "in " + dir.string());
+  std::unique_ptr<GeneratorTask> task = make_generator_task(kind, config);
+  run_generator_training(kind, config, *task, {.out = dir.string(), .resume = resume});
+  write_file_atomic(done.string(), nlohmann::json{{"config", resolved}, {"model", model}}.dump(2),
+                    "done.json");
+  return model;
+}
+
+GeneratorRef prepare_generator(const StudyConfig& s, const fs::path& run_dir) {
+  GeneratorRef g;
+  if (!s.generator_model.empty()) {
+    CXR_CHECK(fs::is_directory(s.generator_model), "generator.model '", s.generator_model,
+              "' names no folder");
+    g.folder = s.generator_model;
+  } else {
+    const std::string vae =
+        run_generator_stage(GeneratorKind::Vae, "vae", s.train_vae, run_dir, s.device);
+    nlohmann::json unet = s.train_unet;
+    unet["vae"] = vae + "/vae";  // the VAE stage writes its component folder under model/
+    const std::string base =
+        run_generator_stage(GeneratorKind::UNet, "unet", unet, run_dir, s.device);
+    nlohmann::json controlnet = s.train_controlnet;
+    controlnet["model"] = base;
+    g.folder =
+        run_generator_stage(GeneratorKind::ControlNet, "controlnet", controlnet, run_dir, s.device);
+  }
+  g.sha256 = folder_sha256(g.folder);
+  return g;
+}
+
+// The cell's training configuration: the task's keys plus what the grid sets.
+TrainConfig cell_train_config(const StudyConfig& s, const StudyTask& t, const CellKey& k,
+                              const std::string& synthetic_dir) {
+  nlohmann::json j = t.train;
+  j["train_fraction"] = k.fraction;
+  j["seed"] = k.seed;
+  if (!j.contains("device")) j["device"] = s.device;
+  if (k.multiplier > 0) {
+    j["synthetic_dir"] = synthetic_dir;
+    j["synthetic_per_real"] = double(k.multiplier);
+  }
+  return parse_train_config(t.kind, j, "study task '" + t.name + "'");
+}
+
+// Loads the generator once, when a pool first needs images.
+class GeneratorCache {
+ public:
+  explicit GeneratorCache(const GeneratorRef& ref) : ref_(ref) {}
+  const models::LatentDiffusion& get() {
+    if (!model_) model_ = load_sampling_pipeline(ref_.folder);
+    return *model_;
+  }
+
+ private:
+  GeneratorRef ref_;
+  std::optional<models::LatentDiffusion> model_;
+};
+
+// The pool of (task, fraction, seed), complete up to `count` images; returns the folder of the
+// nested set of `multiplier`.
+std::string prepare_pool(const StudyConfig& s, const StudyTask& t, const CellKey& k,
+                         const fs::path& run_dir, const GeneratorRef& gen, GeneratorCache& cache) {
+  const TrainConfig real = cell_train_config(s, t, {t.name, k.fraction, 0, k.seed}, "");
+  const TaskData data = prepare_task_data(t.kind, real);
+  const int64_t per_set = data.real_train, count = s.multipliers.back() * per_set;
+  const fs::path pool = run_dir / "synthetic" / t.name /
+                        ("f" + fraction_label(k.fraction) + "_s" + std::to_string(k.seed));
+  fs::create_directories(pool);
+  const bool seg = t.kind == TaskKind::Segmentation;
+  const SampleJobs jobs = seg ? plan_segmentation_jobs(*data.train, sample_captions(*data.train),
+                                                       count, k.seed, t.segmentation, pool.string())
+                              : plan_classification_jobs(data.label_names, data.positives, count,
+                                                         k.seed, t.classification, pool.string());
+  models::SampleOptions so = s.sampling;
+  so.mode = models::parse_condition_mode(seg ? t.segmentation.mode : "t2i");
+  const nlohmann::json settings = {{"generator", gen.folder},
+                                   {"generator_sha256", gen.sha256},
+                                   {"mode", models::condition_mode_name(so.mode)},
+                                   {"scheduler", so.scheduler},
+                                   {"steps", so.steps},
+                                   {"guidance_scale", so.guidance_scale},
+                                   {"conditioning_scale", so.conditioning_scale},
+                                   {"eta", so.eta},
+                                   {"height", so.height},
+                                   {"width", so.width}};
+  SampleOutput out(pool.string(), settings, jobs.label_names);
+  const bool pending = std::any_of(jobs.jobs.begin(), jobs.jobs.end(),
+                                   [&](const SampleJob& j) { return !out.done(j); });
+  if (pending) {
+    const models::LatentDiffusion& model = cache.get();
+    if (so.height == 0) so.height = native_image_size(model)[0];
+    if (so.width == 0) so.width = native_image_size(model)[1];
+    say("synthetic " + t.name + " f" + fraction_label(k.fraction) + "% seed " +
+        std::to_string(k.seed) + ": " + std::to_string(count) + " images (" +
+        std::to_string(s.multipliers.back()) + " x " + std::to_string(per_set) + " real)");
+    run_sample_jobs(model, jobs, out, so, s.sample_batch);
+  }
+  out.write_manifest(jobs.jobs);
+  return write_subset_manifest(pool.string(), k.multiplier * per_set,
+                               "x" + std::to_string(k.multiplier));
+}
+
+// Real (top row) and synthetic (below; segmentation: with the condition mask in red) images of a
+// task as one PNG, from the largest fraction's pool of the first seed.
+void write_sample_sheet(const StudyConfig& s, const StudyTask& t, const fs::path& run_dir) {
+  const double f = s.fractions.back();
+  const fs::path pool = run_dir / "synthetic" / t.name /
+                        ("f" + fraction_label(f) + "_s" + std::to_string(s.seeds.front()));
+  if (!fs::exists(pool / "synthetic.csv")) return;
+  const TaskData data =
+      prepare_task_data(t.kind, cell_train_config(s, t, {t.name, f, 0, s.seeds.front()}, ""));
+  const data::Dataset syn = data::read_synthetic(pool.string(), data.label_names);
+  constexpr int64_t kTile = 96;
+  const bool seg = t.kind == TaskKind::Segmentation;
+  auto tile = [&](const data::Sample& sample, bool outline) {
+    Tensor img = data::resize(data::read_image(sample.image_path, data::ColorMode::RGB), kTile,
+                              kTile, data::Interp::Bilinear);
+    if (!outline || !sample.mask_positive()) return img;
+    const Tensor m =
+        data::resize(raw::to(sample.mask_tensor(), kFloat32), kTile, kTile, data::Interp::Nearest);
+    // Red where the mask is: R = max(R, 0.5 m + (1 - 0.5 m) R), G and B dimmed.
+    const Tensor keep = raw::sub(raw::ones({1, kTile, kTile}), raw::mul(m, 0.5));
+    Tensor r = raw::add(raw::mul(raw::narrow(img, 0, 0, 1), keep), raw::mul(m, 0.5));
+    Tensor gb = raw::mul(raw::narrow(img, 0, 1, 2), keep);
+    return raw::cat({r, gb}, 0);
+  };
+  std::vector<Tensor> rows(seg ? 3 : 2);
+  std::vector<std::vector<Tensor>> tiles(rows.size());
+  const int64_t n = std::min<int64_t>(
+      s.sample_images, std::min<int64_t>(int64_t(data.train->size()), int64_t(syn.size())));
+  for (int64_t i = 0; i < n; ++i) {
+    tiles[0].push_back(tile(data.train->samples[size_t(i)], seg));
+    tiles[1].push_back(tile(syn.samples[size_t(i)], false));
+    if (seg) tiles[2].push_back(tile(syn.samples[size_t(i)], true));
+  }
+  if (n == 0) return;
+  for (size_t r = 0; r < rows.size(); ++r) rows[r] = raw::stack(tiles[r], 0);
+  fs::create_directories(run_dir / "report");
+  write_grid((run_dir / "report" / (t.name + "_samples.png")).string(), rows);
+}
+
+// Runs one cell and returns its result.
+CellResult run_cell(const StudyConfig& s, const StudyTask& t, const CellKey& k,
+                    const fs::path& run_dir, const std::string& synthetic_dir,
+                    const GeneratorRef& gen, const std::string& study_sha) {
+  const TrainConfig config = cell_train_config(s, t, k, synthetic_dir);
+  const fs::path dir = run_dir / "cells" / k.id();
+  const bool resume = fs::exists(dir / "checkpoints" / "last.safetensors");
+  if (!resume && fs::exists(dir)) fs::remove_all(dir);  // killed before its first epoch ended
+  const auto start = std::chrono::steady_clock::now();
+  std::unique_ptr<TrainTask> task = make_train_task(t.kind, config);
+  const nlohmann::json metrics =
+      run_training(t.kind, config, *task, {.out = dir.string(), .resume = resume});
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+
+  CellResult r;
+  r.cell = k;
+  r.test = metrics.at("test");
+  const std::string key = metric_json_key(t);
+  CXR_CHECK(r.test.contains(key) && r.test[key].is_number(), "cell ", k.id(), ": the test metric ",
+            key, " is undefined (", r.test.value(key, nlohmann::json()).dump(),
+            "); the test set needs both classes / some masks");
+  r.metric = r.test[key].get<double>();
+  const nlohmann::json resolved = relocatable(train_config_json(t.kind, config), run_dir.string());
+  r.provenance = {{"kind", t.kind == TaskKind::Classification ? "classification" : "segmentation"},
+                  {"dataset", config.dataset},
+                  {"model", config.model},
+                  {"metric", t.metric},
+                  {"metric_key", key},
+                  {"train_real", metrics.at("data").at("train_real")},
+                  {"train_synthetic", metrics.at("data").at("train_synthetic")},
+                  {"test_images", metrics.at("data").at("test")},
+                  {"generator", k.multiplier > 0 ? relocatable(gen.folder, run_dir.string()) : ""},
+                  {"generator_sha256", k.multiplier > 0 ? gen.sha256 : ""},
+                  {"study_config_sha256", study_sha},
+                  {"cell_config_sha256", sha256_hex(resolved.dump())},
+                  {"seconds", seconds}};
+  return r;
+}
+
+// study.json: the config as given, with where it came from. A run folder holds one study.
+std::string store_config(const nlohmann::json& raw, const std::string& source,
+                         const std::string& config_dir, const fs::path& run_dir) {
+  const fs::path path = run_dir / "study.json";
+  const nlohmann::json stored = {{"config", raw}, {"source", source}, {"config_dir", config_dir}};
+  if (fs::exists(path)) {
+    const nlohmann::json old = read_json_file(path);
+    CXR_CHECK(old.value("config", nlohmann::json()) == raw, "run folder '", run_dir.string(),
+              "' holds a study with another configuration (", path.string(),
+              "); use another --out, or the same config to continue it");
+  } else {
+    write_file_atomic(path.string(), stored.dump(2) + "\n", "study.json");
+  }
+  return sha256_hex(raw.dump());
+}
+
+}  // namespace
+
+StudyConfig load_run_config(const std::string& run_dir) {
+  const fs::path path = fs::path(run_dir) / "study.json";
+  CXR_CHECK(fs::exists(path), "'", run_dir, "' is not a study run folder (no study.json)");
+  const nlohmann::json stored = read_json_file(path);
+  CXR_CHECK(stored.contains("config") && stored.contains("config_dir"), path.string(),
+            ": 'config' or 'config_dir' is missing");
+  return parse_study_config(stored["config"], path.string() + " (config)", run_dir,
+                            stored["config_dir"].get<std::string>());
+}
+
+bool run_study(const nlohmann::json& raw, const std::string& source, const std::string& config_dir,
+               const StudyOptions& o) {
+  CXR_CHECK(!o.run_dir.empty(), "study: the run folder is required");
+  const fs::path run_dir = fs::absolute(o.run_dir);
+  // Everything about the config is checked before the run folder is touched.
+  const StudyConfig s = parse_study_config(raw, source, run_dir.string(), config_dir);
+  fs::create_directories(run_dir);
+  const std::string study_sha = store_config(raw, source, config_dir, run_dir);
+
+  for (const auto& [name, options] : s.phantoms) {
+    const fs::path dir = run_dir / "phantoms" / name;
+    if (fs::exists(dir)) continue;  // written into a temporary folder and renamed: complete
+    say("phantoms " + name + ": " + std::to_string(options.count) + " " +
+        data::phantom_layout_name(options.layout) + " images of " +
+        std::to_string(options.phantom.size) + " px");
+    data::write_phantom_dataset(dir.string(), options);
+  }
+  // Every task's training config is valid (data present) before anything trains.
+  for (const StudyTask& t : s.tasks)
+    (void)cell_train_config(s, t, {t.name, s.fractions.front(), 0, s.seeds.front()}, "");
+
+  std::vector<CellKey> cells;
+  for (const StudyTask& t : s.tasks)
+    for (double f : s.fractions)
+      for (uint64_t seed : s.seeds)
+        for (int64_t m : s.multipliers) cells.push_back({t.name, f, m, seed});
+
+  fs::create_directories(run_dir / "results");
+  std::vector<bool> done(cells.size());
+  int64_t remaining = 0;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    std::string problem;
+    const std::string path = (run_dir / "results" / (cells[i].id() + ".json")).string();
+    done[i] = read_cell_result(path, cells[i], &problem).has_value();
+    if (!problem.empty()) {
+      say("result " + path + " is corrupt (" + problem + "): moved to " + path +
+          ".corrupt; the cell runs again");
+      fs::rename(path, path + ".corrupt");
+    }
+    remaining += !done[i];
+  }
+  say(std::to_string(cells.size()) + " cells (" + std::to_string(s.tasks.size()) + " tasks x " +
+      std::to_string(s.fractions.size()) + " fractions x " + std::to_string(s.seeds.size()) +
+      " seeds x " + std::to_string(s.multipliers.size()) + " multipliers), " +
+      std::to_string(cells.size() - size_t(remaining)) + " already done");
+
+  bool needs_pools = false;
+  for (size_t i = 0; i < cells.size(); ++i) needs_pools |= !done[i] && cells[i].multiplier > 0;
+  GeneratorRef gen;
+  if (needs_pools) gen = prepare_generator(s, run_dir);
+  GeneratorCache cache(gen);
+
+  int64_t ran = 0;
+  for (size_t i = 0; i < cells.size(); ++i) {
+    if (done[i]) continue;
+    if (o.stop_after_cells > 0 && ran == o.stop_after_cells) {
+      say("stopped after " + std::to_string(ran) + " cells as asked; run again to continue");
+      return false;
+    }
+    const CellKey& k = cells[i];
+    const StudyTask& t = *std::find_if(s.tasks.begin(), s.tasks.end(),
+                                       [&](const StudyTask& x) { return x.name == k.task; });
+    say("cell " + std::to_string(i + 1) + "/" + std::to_string(cells.size()) + " " + k.id() + ": " +
+        t.name + ", " + fraction_label(k.fraction) + "% real, " +
+        (k.multiplier ? std::to_string(k.multiplier) + "x synthetic" : "real only") + ", seed " +
+        std::to_string(k.seed));
+    const std::string synthetic =
+        k.multiplier > 0 ? prepare_pool(s, t, k, run_dir, gen, cache) : "";
+    const CellResult r = run_cell(s, t, k, run_dir, synthetic, gen, study_sha);
+    write_cell_result((run_dir / "results" / (k.id() + ".json")).string(), r);
+    say("cell " + k.id() + ": test " + metric_display_name(t) + " " + std::to_string(r.metric));
+    ++ran;
+  }
+  if (s.needs_generator())
+    for (const StudyTask& t : s.tasks) write_sample_sheet(s, t, run_dir);
+  const std::string table = write_study_report(run_dir.string());
+  std::printf("%s", table.c_str());
+  return true;
+}
+
+}  // namespace cxr::experiments
