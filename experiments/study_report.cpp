@@ -2,6 +2,7 @@
 #include "experiments/study_report.h"
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
@@ -43,6 +44,13 @@ std::string num(double v) {
   return buf;
 }
 
+// "welch" -> "Welch" for prose.
+std::string test_title(TTest test) {
+  std::string name = t_test_name(test);
+  name[0] = char(std::toupper(static_cast<unsigned char>(name[0])));
+  return name;
+}
+
 std::string multiplier_label(int64_t m) {
   return m == 0 ? "real only" : std::to_string(m) + "x";
 }
@@ -68,7 +76,7 @@ std::vector<CellResult> read_results(const StudyConfig& s, const fs::path& run_d
 }
 
 // The per-trial table.
-std::string results_csv(const StudyConfig& s, const std::vector<CellResult>& results) {
+std::string results_csv(const std::vector<CellResult>& results) {
   std::string out =
       "task,kind,dataset,model,fraction,multiplier,seed,metric,value,metric_key,other_metrics,"
       "train_real,train_synthetic,test_images,generator,generator_sha256,study_config_sha256,"
@@ -102,7 +110,6 @@ std::string results_csv(const StudyConfig& s, const std::vector<CellResult>& res
     for (size_t i = 0; i < fields.size(); ++i) out += (i ? "," : "") + data::csv_escape(fields[i]);
     out += "\n";
   }
-  (void)s;
   return out;
 }
 
@@ -244,12 +251,12 @@ std::string headline(const StudyConfig& s, const StudyTask& t, const TaskSummary
   if (sum.best < 0) return "No comparison yet (each arm needs 2 finished trials).";
   const TaskSummary::Arm& best = sum.arms[size_t(sum.best)];
   const Comparison& c = *best.vs_real;
-  return "Largest mean improvement: " + metric_display_name(t) + " " + fmt_signed(c.delta) +
-         " with " + multiplier_label(best.multiplier) + " synthetic data at " +
-         fraction_label(best.fraction) + "% real data (" + fmt(100 * s.confidence, 0) + "% CI " +
-         fmt(c.ci_low) + " to " + fmt(c.ci_high) + "; one-tailed " + t_test_name(s.test) +
-         " t = " + fmt(c.t, 3) + ", df = " + fmt(c.df, 2) + ", P = " + fmt_p(c.p_one_sided) +
-         "; Bonferroni over " + std::to_string(sum.family) +
+  return "Largest mean difference from real-only training: " + metric_display_name(t) + " " +
+         fmt_signed(c.delta) + " with " + multiplier_label(best.multiplier) +
+         " synthetic data at " + fraction_label(best.fraction) + "% real data (" +
+         fmt(100 * s.confidence, 0) + "% CI " + fmt(c.ci_low) + " to " + fmt(c.ci_high) +
+         "; one-tailed " + test_title(s.test) + " t = " + fmt(c.t, 3) + ", df = " + fmt(c.df, 2) +
+         ", P = " + fmt_p(c.p_one_sided) + "; Bonferroni over " + std::to_string(sum.family) +
          " comparisons: P = " + fmt_p(c.p_bonferroni) +
          (c.significant ? ", significant" : ", not significant") + " at " + fmt(s.alpha, 2) + ").";
 }
@@ -336,7 +343,7 @@ std::string write_study_report(const std::string& run_dir_str) {
   std::vector<TaskSummary> summaries;
   for (const StudyTask& t : s.tasks) summaries.push_back(summarize_task(s, t, results));
 
-  write_file_atomic((run_dir / "results.csv").string(), results_csv(s, results), "results.csv");
+  write_file_atomic((run_dir / "results.csv").string(), results_csv(results), "results.csv");
   const std::string summary = summary_csv(s, summaries);
   write_file_atomic((run_dir / "summary.csv").string(), summary, "summary.csv");
 
@@ -344,7 +351,7 @@ std::string write_study_report(const std::string& run_dir_str) {
   fs::create_directories(report);
   std::string text = "\nstudy " + s.name + ": " + std::to_string(results.size()) + " trials";
   if (!missing.empty()) text += ", " + std::to_string(missing.size()) + " missing";
-  text += " (" + std::string(t_test_name(s.test)) + " t-test, one-tailed; * = significant after " +
+  text += " (" + test_title(s.test) + " t-test, one-tailed; * = significant after " +
           "Bonferroni at " + fmt(s.alpha, 2) + ")\n";
   std::string html =
       "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>SynthCXR study " +
@@ -388,11 +395,11 @@ std::string write_study_report(const std::string& run_dir_str) {
     html += "</ul>\n";
   }
   html += "<h2>Every trial</h2>\n<details><summary>results.csv</summary><pre>" +
-          html_escape(results_csv(s, results)) + "</pre></details>\n" +
+          html_escape(results_csv(results)) + "</pre></details>\n" +
           "<details><summary>summary.csv</summary><pre>" + html_escape(summary) +
           "</pre></details>\n</body></html>\n";
   write_file_atomic((report / "report.html").string(), html, "report.html");
-  write_file_atomic((report / "trials.csv").string(), results_csv(s, results), "trials.csv");
+  write_file_atomic((report / "trials.csv").string(), results_csv(results), "trials.csv");
   text += "report: " + (report / "report.html").string() + "\n";
   return text;
 }
