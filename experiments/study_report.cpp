@@ -280,6 +280,16 @@ LinePlot task_plot(const StudyConfig& s, const StudyTask& t, const TaskSummary& 
     }
     p.series.push_back(std::move(series));
   }
+  // The metrics live in [0, 1]: show that whole range unless an error bar leaves it.
+  bool inside = true;
+  for (const Series& series : p.series)
+    for (size_t i = 0; i < series.y.size(); ++i)
+      if (!std::isnan(series.y[i]))
+        inside &= series.y[i] - series.err[i] >= 0 && series.y[i] + series.err[i] <= 1;
+  if (inside) {
+    p.y_min = 0;
+    p.y_max = 1;
+  }
   return p;
 }
 
