@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <optional>
 
@@ -65,6 +66,14 @@ nlohmann::json read_json_file(const fs::path& path) {
   return models::JsonConfig::from_file(path.string()).json();
 }
 
+// A JSON file's content, or null when it is missing or does not parse (a marker to redo work).
+nlohmann::json read_json_or_null(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return nullptr;
+  const nlohmann::json j = nlohmann::json::parse(in, nullptr, false);
+  return j.is_discarded() ? nlohmann::json(nullptr) : j;
+}
+
 // The study's generator: where it is and its hash.
 struct GeneratorRef {
   std::string folder, sha256;
@@ -78,9 +87,9 @@ std::string run_generator_stage(GeneratorKind kind, const std::string& name, nlo
   const GeneratorConfig config = parse_generator_config(kind, json, "generator.train_" + name);
   const nlohmann::json resolved = generator_config_json(kind, config);
   const std::string model = (dir / "model").string();
-  if (fs::exists(done)) {
-    CXR_CHECK(read_json_file(done).value("config", nlohmann::json()) == resolved,
-              "generator stage '", name, "' in ", dir.string(),
+  if (const nlohmann::json stored = read_json_or_null(done); stored.is_object()) {
+    CXR_CHECK(stored.value("config", nlohmann::json()) == resolved, "generator stage '", name,
+              "' in ", dir.string(),
               " was trained with another configuration; remove that folder to retrain it");
     say("generator " + name + ": reusing " + model);
     return model;
@@ -145,24 +154,27 @@ class GeneratorCache {
   std::optional<models::LatentDiffusion> model_;
 };
 
+// Where the pool of (task, fraction, seed) lives.
+fs::path pool_dir(const fs::path& run_dir, const std::string& task, double fraction,
+                  uint64_t seed) {
+  return run_dir / "synthetic" / task /
+         ("f" + fraction_label(fraction) + "_s" + std::to_string(seed));
+}
+
 // The pool of (task, fraction, seed), complete up to `count` images; returns the folder of the
-// nested set of `multiplier`.
+// nested set of `multiplier`. A finished pool leaves complete.json (its size and settings), so
+// later cells neither re-plan nor re-check it.
 std::string prepare_pool(const StudyConfig& s, const StudyTask& t, const CellKey& k,
                          const fs::path& run_dir, const GeneratorRef& gen, GeneratorCache& cache) {
   const TrainConfig real = cell_train_config(s, t, {t.name, k.fraction, 0, k.seed}, "");
   const TaskData data = prepare_task_data(t.kind, real);
   const int64_t per_set = data.real_train, count = s.multipliers.back() * per_set;
-  const fs::path pool = run_dir / "synthetic" / t.name /
-                        ("f" + fraction_label(k.fraction) + "_s" + std::to_string(k.seed));
-  fs::create_directories(pool);
+  const fs::path pool = pool_dir(run_dir, t.name, k.fraction, k.seed);
   const bool seg = t.kind == TaskKind::Segmentation;
-  const SampleJobs jobs = seg ? plan_segmentation_jobs(*data.train, sample_captions(*data.train),
-                                                       count, k.seed, t.segmentation, pool.string())
-                              : plan_classification_jobs(data.label_names, data.positives, count,
-                                                         k.seed, t.classification, pool.string());
   models::SampleOptions so = s.sampling;
   so.mode = models::parse_condition_mode(seg ? t.segmentation.mode : "t2i");
-  const nlohmann::json settings = {{"generator", gen.folder},
+  // height/width 0 = the generator's native size (resolved when images are made).
+  const nlohmann::json settings = {{"generator", relocatable(gen.folder, run_dir.string())},
                                    {"generator_sha256", gen.sha256},
                                    {"mode", models::condition_mode_name(so.mode)},
                                    {"scheduler", so.scheduler},
@@ -172,19 +184,30 @@ std::string prepare_pool(const StudyConfig& s, const StudyTask& t, const CellKey
                                    {"eta", so.eta},
                                    {"height", so.height},
                                    {"width", so.width}};
-  SampleOutput out(pool.string(), settings, jobs.label_names);
-  const bool pending = std::any_of(jobs.jobs.begin(), jobs.jobs.end(),
-                                   [&](const SampleJob& j) { return !out.done(j); });
-  if (pending) {
-    const models::LatentDiffusion& model = cache.get();
-    if (so.height == 0) so.height = native_image_size(model)[0];
-    if (so.width == 0) so.width = native_image_size(model)[1];
-    say("synthetic " + t.name + " f" + fraction_label(k.fraction) + "% seed " +
-        std::to_string(k.seed) + ": " + std::to_string(count) + " images (" +
-        std::to_string(s.multipliers.back()) + " x " + std::to_string(per_set) + " real)");
-    run_sample_jobs(model, jobs, out, so, s.sample_batch);
+  const nlohmann::json complete = {{"images", count}, {"settings", settings}};
+  const fs::path marker = pool / "complete.json";
+  if (read_json_or_null(marker) != complete) {
+    fs::create_directories(pool);
+    const SampleJobs jobs =
+        seg ? plan_segmentation_jobs(*data.train, sample_captions(*data.train), count, k.seed,
+                                     t.segmentation, pool.string())
+            : plan_classification_jobs(data.label_names, data.positives, count, k.seed,
+                                       t.classification, pool.string());
+    SampleOutput out(pool.string(), settings, jobs.label_names);
+    const bool pending = std::any_of(jobs.jobs.begin(), jobs.jobs.end(),
+                                     [&](const SampleJob& j) { return !out.done(j); });
+    if (pending) {
+      const models::LatentDiffusion& model = cache.get();
+      if (so.height == 0) so.height = native_image_size(model)[0];
+      if (so.width == 0) so.width = native_image_size(model)[1];
+      say("synthetic " + t.name + " f" + fraction_label(k.fraction) + "% seed " +
+          std::to_string(k.seed) + ": " + std::to_string(count) + " images (" +
+          std::to_string(s.multipliers.back()) + " x " + std::to_string(per_set) + " real)");
+      run_sample_jobs(model, jobs, out, so, s.sample_batch);
+    }
+    out.write_manifest(jobs.jobs);
+    write_file_atomic(marker.string(), complete.dump(2) + "\n", "complete.json");
   }
-  out.write_manifest(jobs.jobs);
   return write_subset_manifest(pool.string(), k.multiplier * per_set,
                                "x" + std::to_string(k.multiplier));
 }
@@ -193,8 +216,7 @@ std::string prepare_pool(const StudyConfig& s, const StudyTask& t, const CellKey
 // task as one PNG, from the largest fraction's pool of the first seed.
 void write_sample_sheet(const StudyConfig& s, const StudyTask& t, const fs::path& run_dir) {
   const double f = s.fractions.back();
-  const fs::path pool = run_dir / "synthetic" / t.name /
-                        ("f" + fraction_label(f) + "_s" + std::to_string(s.seeds.front()));
+  const fs::path pool = pool_dir(run_dir, t.name, f, s.seeds.front());
   if (!fs::exists(pool / "synthetic.csv")) return;
   const TaskData data =
       prepare_task_data(t.kind, cell_train_config(s, t, {t.name, f, 0, s.seeds.front()}, ""));

@@ -102,6 +102,11 @@ TEST_F(StudyTest, WritesACompleteReport) {
   // The nested synthetic set of 1x holds as many images as the real training subset.
   const std::string pool = (full() / "synthetic/seg/f100_s1").string();
   EXPECT_TRUE(fs::exists(pool + "/conditions.csv"));
+  // A finished pool says so (later cells skip planning it), with its size.
+  const std::string complete = test::read_text(pool + "/complete.json");
+  const int synthetic_rows = count_lines(test::read_text(pool + "/synthetic.csv")) - 1;
+  EXPECT_NE(complete.find("\"images\": " + std::to_string(synthetic_rows)), std::string::npos)
+      << complete;
   EXPECT_EQ(count_lines(test::read_text(pool + "/x1/synthetic.csv")),
             count_lines(test::read_text(pool + "/synthetic.csv")));
   // The report is self-contained: inline SVG, PNGs as data URIs, no external reference.
