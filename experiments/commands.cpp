@@ -17,6 +17,7 @@ std::vector<Command> register_commands(CLI::App& app) {
           register_train_vae(app),
           register_train_unet(app),
           register_study(app),
+          register_study_worker(app),
           register_report(app)};
 }
 

@@ -31,6 +31,7 @@ Command register_train_controlnet(CLI::App& app);  // train-controlnet (train_co
 Command register_train_vae(CLI::App& app);         // train-vae (train_vae_cmd.cpp)
 Command register_train_unet(CLI::App& app);        // train-unet (train_unet_cmd.cpp)
 Command register_study(CLI::App& app);             // study (study_cmd.cpp)
+Command register_study_worker(CLI::App& app);      // study-worker (study_cmd.cpp)
 Command register_report(CLI::App& app);            // report (study_cmd.cpp)
 
 }  // namespace cxr::experiments

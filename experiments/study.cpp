@@ -10,6 +10,7 @@
 #include <fstream>
 #include <memory>
 #include <optional>
+#include <thread>
 
 #include "data/image_io.h"
 #include "data/synthetic.h"
@@ -17,6 +18,7 @@
 #include "experiments/generator_trainer.h"
 #include "experiments/study_report.h"
 #include "experiments/study_results.h"
+#include "experiments/subprocess.h"
 #include "experiments/synthetic_sets.h"
 #include "experiments/task_data.h"
 #include "experiments/tasks.h"
@@ -290,20 +292,31 @@ CellResult run_cell(const StudyConfig& s, const StudyTask& t, const CellKey& k,
   return r;
 }
 
-// study.json: the config as given, with where it came from. A run folder holds one study.
+// What identifies the experiment: the config without its execution settings ("parallel": how
+// many workers run the cells changes no result), hashed into every result's provenance.
+nlohmann::json experiment_of(nlohmann::json raw) {
+  if (raw.is_object()) raw.erase("parallel");
+  return raw;
+}
+std::string experiment_sha256(const nlohmann::json& raw) {
+  return sha256_hex(experiment_of(raw).dump());
+}
+
+// study.json: the config as given, with where it came from. A run folder holds one experiment;
+// its execution settings may change between invocations (the workers read them from here).
 std::string store_config(const nlohmann::json& raw, const std::string& source,
                          const std::string& config_dir, const fs::path& run_dir) {
   const fs::path path = run_dir / "study.json";
   const nlohmann::json stored = {{"config", raw}, {"source", source}, {"config_dir", config_dir}};
   if (fs::exists(path)) {
     const nlohmann::json old = read_json_file(path);
-    CXR_CHECK(old.value("config", nlohmann::json()) == raw, "run folder '", run_dir.string(),
-              "' holds a study with another configuration (", path.string(),
-              "); use another --out, or the same config to continue it");
-  } else {
-    write_file_atomic(path.string(), stored.dump(2) + "\n", "study.json");
+    CXR_CHECK(experiment_of(old.value("config", nlohmann::json())) == experiment_of(raw),
+              "run folder '", run_dir.string(), "' holds a study with another configuration (",
+              path.string(), "); use another --out, or the same config to continue it");
   }
-  return sha256_hex(raw.dump());
+  if (!fs::exists(path) || read_json_file(path) != stored)
+    write_file_atomic(path.string(), stored.dump(2) + "\n", "study.json");
+  return experiment_sha256(raw);
 }
 
 }  // namespace
@@ -318,14 +331,137 @@ StudyConfig load_run_config(const std::string& run_dir) {
                             stored["config_dir"].get<std::string>());
 }
 
+namespace {
+
+// What every invocation (the study itself or one of its workers) knows about the grid.
+struct Grid {
+  StudyConfig config;
+  fs::path run_dir;
+  std::string study_sha;
+  std::vector<CellKey> cells;
+  std::vector<bool> done;
+
+  const StudyTask& task(const CellKey& k) const {
+    return *std::find_if(config.tasks.begin(), config.tasks.end(),
+                         [&](const StudyTask& t) { return t.name == k.task; });
+  }
+  std::string result_path(const CellKey& k) const {
+    return (run_dir / "results" / (k.id() + ".json")).string();
+  }
+};
+
+// The cells in grid order and which of them have an intact result. Corrupt result files are
+// moved aside (when `repair`) and their cells count as not done.
+Grid make_grid(StudyConfig config, const fs::path& run_dir, std::string study_sha, bool repair) {
+  Grid g{std::move(config), run_dir, std::move(study_sha), {}, {}};
+  for (const StudyTask& t : g.config.tasks)
+    for (double f : g.config.fractions)
+      for (uint64_t seed : g.config.seeds)
+        for (int64_t m : g.config.multipliers) g.cells.push_back({t.name, f, m, seed});
+  fs::create_directories(run_dir / "results");
+  g.done.resize(g.cells.size());
+  for (size_t i = 0; i < g.cells.size(); ++i) {
+    std::string problem;
+    const std::string path = g.result_path(g.cells[i]);
+    g.done[i] = read_cell_result(path, g.cells[i], &problem).has_value();
+    if (!problem.empty() && repair) {
+      say("result " + path + " is corrupt (" + problem + "): moved to " + path +
+          ".corrupt; the cell runs again");
+      fs::rename(path, path + ".corrupt");
+    }
+  }
+  return g;
+}
+
+// The generator as the study's parent recorded it for its workers (generator.json).
+void store_generator(const fs::path& run_dir, const GeneratorRef& gen) {
+  write_file_atomic((run_dir / "generator.json").string(),
+                    nlohmann::json{{"folder", gen.folder}, {"sha256", gen.sha256}}.dump(2) + "\n",
+                    "generator.json");
+}
+GeneratorRef load_generator(const fs::path& run_dir) {
+  const nlohmann::json j = read_json_file(run_dir / "generator.json");
+  return {j.at("folder").get<std::string>(), j.at("sha256").get<std::string>()};
+}
+
+// Runs the cells i with i % workers == worker that are not done (at most `stop_after` of them
+// when > 0); returns false when it stopped early.
+bool run_cells(const Grid& g, const GeneratorRef& gen, GeneratorCache& cache, int64_t worker,
+               int64_t workers, int64_t stop_after) {
+  const StudyConfig& s = g.config;
+  int64_t ran = 0;
+  for (size_t i = 0; i < g.cells.size(); ++i) {
+    if (g.done[i] || int64_t(i) % workers != worker) continue;
+    if (stop_after > 0 && ran == stop_after) {
+      say("stopped after " + std::to_string(ran) + " cells as asked; run again to continue");
+      return false;
+    }
+    const CellKey& k = g.cells[i];
+    const StudyTask& t = g.task(k);
+    StudyConfig cell_config = s;
+    if (!s.devices.empty()) cell_config.device = s.devices[size_t(worker)];
+    say((workers > 1 ? "[worker " + std::to_string(worker) + "] " : std::string()) + "cell " +
+        std::to_string(i + 1) + "/" + std::to_string(g.cells.size()) + " " + k.id() + ": " +
+        t.name + ", " + fraction_label(k.fraction) + "% real, " +
+        (k.multiplier ? std::to_string(k.multiplier) + "x synthetic" : "real only") + ", seed " +
+        std::to_string(k.seed));
+    const std::string synthetic =
+        k.multiplier > 0 ? prepare_pool(cell_config, t, k, g.run_dir, gen, cache) : "";
+    const CellResult r = run_cell(cell_config, t, k, g.run_dir, synthetic, gen, g.study_sha);
+    write_cell_result(g.result_path(k), r);
+    say("cell " + k.id() + ": test " + metric_display_name(t) + " " + std::to_string(r.metric));
+    ++ran;
+  }
+  return true;
+}
+
+// Makes every synthetic pool that a pending cell needs (before the workers start).
+void prepare_pools(const Grid& g, const GeneratorRef& gen, GeneratorCache& cache) {
+  for (size_t i = 0; i < g.cells.size(); ++i) {
+    const CellKey& k = g.cells[i];
+    if (!g.done[i] && k.multiplier > 0)
+      (void)prepare_pool(g.config, g.task(k), k, g.run_dir, gen, cache);
+  }
+}
+
+// Starts the workers and waits for them; returns true when every one finished its cells.
+bool run_workers(const Grid& g, int64_t stop_after) {
+  const StudyConfig& s = g.config;
+  const int64_t hardware = std::max<int64_t>(1, int64_t(std::thread::hardware_concurrency()));
+  const int64_t threads =
+      s.worker_threads > 0 ? s.worker_threads : std::max<int64_t>(1, hardware / s.workers);
+  say(std::to_string(s.workers) + " workers, " + std::to_string(threads) + " threads each");
+  std::vector<ChildProcess> children;
+  for (int64_t w = 0; w < s.workers; ++w)
+    children.push_back({{"study-worker", g.run_dir.string(), "--worker", std::to_string(w),
+                         "--stop-after-cells", std::to_string(stop_after)},
+                        {{"OMP_NUM_THREADS", std::to_string(threads)}}});
+  const std::vector<int> status = run_children(children);
+  bool all_done = true;
+  for (size_t w = 0; w < status.size(); ++w) {
+    CXR_CHECK(status[w] == 0 || status[w] == kWorkerStopped, "study worker ", w,
+              " failed (exit status ", status[w], "); its messages are above");
+    all_done &= status[w] == 0;
+  }
+  return all_done;
+}
+
+void finish(const Grid& g) {
+  if (g.config.needs_generator())
+    for (const StudyTask& t : g.config.tasks) write_sample_sheet(g.config, t, g.run_dir);
+  std::printf("%s", write_study_report(g.run_dir.string()).c_str());
+}
+
+}  // namespace
+
 bool run_study(const nlohmann::json& raw, const std::string& source, const std::string& config_dir,
                const StudyOptions& o) {
   CXR_CHECK(!o.run_dir.empty(), "study: the run folder is required");
   const fs::path run_dir = fs::absolute(o.run_dir);
   // Everything about the config is checked before the run folder is touched.
-  const StudyConfig s = parse_study_config(raw, source, run_dir.string(), config_dir);
+  StudyConfig s = parse_study_config(raw, source, run_dir.string(), config_dir);
   fs::create_directories(run_dir);
-  const std::string study_sha = store_config(raw, source, config_dir, run_dir);
+  std::string study_sha = store_config(raw, source, config_dir, run_dir);
 
   for (const auto& [name, options] : s.phantoms) {
     const fs::path dir = run_dir / "phantoms" / name;
@@ -339,63 +475,52 @@ bool run_study(const nlohmann::json& raw, const std::string& source, const std::
   for (const StudyTask& t : s.tasks)
     (void)cell_train_config(s, t, {t.name, s.fractions.front(), 0, s.seeds.front()}, "");
 
-  std::vector<CellKey> cells;
-  for (const StudyTask& t : s.tasks)
-    for (double f : s.fractions)
-      for (uint64_t seed : s.seeds)
-        for (int64_t m : s.multipliers) cells.push_back({t.name, f, m, seed});
-
-  fs::create_directories(run_dir / "results");
-  std::vector<bool> done(cells.size());
-  int64_t remaining = 0;
-  for (size_t i = 0; i < cells.size(); ++i) {
-    std::string problem;
-    const std::string path = (run_dir / "results" / (cells[i].id() + ".json")).string();
-    done[i] = read_cell_result(path, cells[i], &problem).has_value();
-    if (!problem.empty()) {
-      say("result " + path + " is corrupt (" + problem + "): moved to " + path +
-          ".corrupt; the cell runs again");
-      fs::rename(path, path + ".corrupt");
-    }
-    remaining += !done[i];
-  }
-  say(std::to_string(cells.size()) + " cells (" + std::to_string(s.tasks.size()) + " tasks x " +
-      std::to_string(s.fractions.size()) + " fractions x " + std::to_string(s.seeds.size()) +
-      " seeds x " + std::to_string(s.multipliers.size()) + " multipliers), " +
-      std::to_string(cells.size() - size_t(remaining)) + " already done");
+  const Grid g = make_grid(std::move(s), run_dir, std::move(study_sha), true);
+  const int64_t done = std::count(g.done.begin(), g.done.end(), true);
+  say(std::to_string(g.cells.size()) + " cells (" + std::to_string(g.config.tasks.size()) +
+      " tasks x " + std::to_string(g.config.fractions.size()) + " fractions x " +
+      std::to_string(g.config.seeds.size()) + " seeds x " +
+      std::to_string(g.config.multipliers.size()) + " multipliers), " + std::to_string(done) +
+      " already done");
 
   bool needs_pools = false;
-  for (size_t i = 0; i < cells.size(); ++i) needs_pools |= !done[i] && cells[i].multiplier > 0;
+  for (size_t i = 0; i < g.cells.size(); ++i)
+    needs_pools |= !g.done[i] && g.cells[i].multiplier > 0;
   GeneratorRef gen;
-  if (needs_pools) gen = prepare_generator(s, run_dir);
+  if (needs_pools) {
+    gen = prepare_generator(g.config, run_dir);
+    store_generator(run_dir, gen);
+  }
   GeneratorCache cache(gen);
 
-  int64_t ran = 0;
-  for (size_t i = 0; i < cells.size(); ++i) {
-    if (done[i]) continue;
-    if (o.stop_after_cells > 0 && ran == o.stop_after_cells) {
-      say("stopped after " + std::to_string(ran) + " cells as asked; run again to continue");
-      return false;
-    }
-    const CellKey& k = cells[i];
-    const StudyTask& t = *std::find_if(s.tasks.begin(), s.tasks.end(),
-                                       [&](const StudyTask& x) { return x.name == k.task; });
-    say("cell " + std::to_string(i + 1) + "/" + std::to_string(cells.size()) + " " + k.id() + ": " +
-        t.name + ", " + fraction_label(k.fraction) + "% real, " +
-        (k.multiplier ? std::to_string(k.multiplier) + "x synthetic" : "real only") + ", seed " +
-        std::to_string(k.seed));
-    const std::string synthetic =
-        k.multiplier > 0 ? prepare_pool(s, t, k, run_dir, gen, cache) : "";
-    const CellResult r = run_cell(s, t, k, run_dir, synthetic, gen, study_sha);
-    write_cell_result((run_dir / "results" / (k.id() + ".json")).string(), r);
-    say("cell " + k.id() + ": test " + metric_display_name(t) + " " + std::to_string(r.metric));
-    ++ran;
+  bool complete;
+  if (g.config.workers == 1) {
+    complete = run_cells(g, gen, cache, 0, 1, o.stop_after_cells);
+  } else {
+    // The pools first (each uses every core), then the cells side by side.
+    if (needs_pools) prepare_pools(g, gen, cache);
+    complete = run_workers(g, o.stop_after_cells);
   }
-  if (s.needs_generator())
-    for (const StudyTask& t : s.tasks) write_sample_sheet(s, t, run_dir);
-  const std::string table = write_study_report(run_dir.string());
-  std::printf("%s", table.c_str());
+  if (!complete) return false;
+  finish(g);
   return true;
+}
+
+int run_study_worker(const std::string& run_dir_str, int64_t worker, int64_t stop_after) {
+  const fs::path run_dir = fs::absolute(run_dir_str);
+  const StudyConfig s = load_run_config(run_dir.string());
+  CXR_CHECK(worker >= 0 && worker < s.workers, "study worker ", worker, " of ", s.workers,
+            ": no such worker");
+  const std::string study_sha =
+      experiment_sha256(read_json_file(run_dir / "study.json").at("config"));
+  // The parent repaired corrupt results; a worker only skips the intact ones.
+  const Grid g = make_grid(s, run_dir, study_sha, false);
+  bool needs_pools = false;
+  for (size_t i = 0; i < g.cells.size(); ++i)
+    needs_pools |= !g.done[i] && g.cells[i].multiplier > 0;
+  const GeneratorRef gen = needs_pools ? load_generator(run_dir) : GeneratorRef{};
+  GeneratorCache cache(gen);
+  return run_cells(g, gen, cache, worker, s.workers, stop_after) ? 0 : kWorkerStopped;
 }
 
 }  // namespace cxr::experiments

@@ -1,6 +1,7 @@
 // `cxr study CONFIG` runs (or continues) a study; `cxr report RUN_DIR` rebuilds its report from the
 // run folder (experiments/study.h, study_report.h).
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -48,6 +49,26 @@ Command register_study(CLI::App& app) {
                 fs::absolute(o->config).parent_path().lexically_normal().string();
             run_study(raw, o->config, config_dir,
                       {.run_dir = dir, .stop_after_cells = o->stop_after_cells});
+          }};
+}
+
+Command register_study_worker(CLI::App& app) {
+  struct Options {
+    std::string run_dir;
+    int64_t worker = 0, stop_after_cells = 0;
+  };
+  auto o = std::make_shared<Options>();
+  CLI::App* sub = app.add_subcommand(
+      "study-worker",
+      "One of a study's cell workers (started by `cxr study` with parallel.workers)");
+  sub->group("");  // internal: not listed by --help
+  sub->add_option("run_dir", o->run_dir, "the study's run folder")->required();
+  sub->add_option("--worker", o->worker, "this worker's number, from 0")->required();
+  sub->add_option("--stop-after-cells", o->stop_after_cells, "stop after this many cells")
+      ->check(CLI::NonNegativeNumber);
+  return {sub, [o] {
+            const int status = run_study_worker(o->run_dir, o->worker, o->stop_after_cells);
+            if (status != 0) std::exit(status);
           }};
 }
 

@@ -11,6 +11,7 @@
 #include "data/phantom.h"
 #include "experiments/generator_trainer.h"
 #include "models/json_config.h"
+#include "tensor/device.h"
 #include "tensor/error.h"
 
 namespace cxr::experiments {
@@ -235,6 +236,18 @@ StudyConfig parse_study_config(const nlohmann::json& raw, const std::string& sou
             ": confidence must lie in (0, 1)");
   CXR_CHECK(s.seeds.size() >= 2 || s.multipliers.size() == 1, grid.source(),
             ": the statistics need at least 2 seeds (trials), got ", s.seeds.size());
+
+  models::JsonConfig parallel = c.get_object("parallel");
+  s.devices = parallel.get_string_list("devices", {});
+  s.workers = parallel.get_int("workers", s.devices.empty() ? 1 : int64_t(s.devices.size()));
+  s.worker_threads = parallel.get_int("threads", 0);
+  parallel.check_all_used();
+  CXR_CHECK(s.workers >= 1, parallel.source(), ": workers must be >= 1, got ", s.workers);
+  CXR_CHECK(s.worker_threads >= 0, parallel.source(), ": threads must be >= 0");
+  for (const std::string& d : s.devices) (void)Device::parse(d);  // throws naming a bad one
+  CXR_CHECK(s.devices.empty() || int64_t(s.devices.size()) == s.workers, parallel.source(),
+            ": devices lists ", s.devices.size(), " devices for ", s.workers,
+            " workers (one per worker)");
 
   models::JsonConfig report = c.get_object("report");
   s.sample_images = report.get_int("sample_images", s.sample_images);

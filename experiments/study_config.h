@@ -16,6 +16,10 @@
 //                         images per real one; 0 = real only, always run), seeds (one per trial)
 //   statistics            test: welch | student | paired, alpha, confidence
 //   report                sample_images: images per row of the real-vs-synthetic sheets
+//   parallel              workers: grid cells trained at the same time, each in its own process
+//                         (default 1); threads: OpenMP threads per worker (0: the cores divided
+//                         among the workers); devices: one per worker (e.g. ["cuda:0", "cuda:1"]):
+//                         worker k trains its cells on devices[k]
 // Strings may use ${run} (the run folder) and ${config} (the config file's folder). Every key is
 // checked before anything runs; errors name the file and the key.
 #pragma once
@@ -62,6 +66,10 @@ struct StudyConfig {
   double alpha = 0.05, confidence = 0.95;
   int64_t sample_images = 6;
   std::string device = "cpu";  // for every stage unless a stage's own config says otherwise
+  // parallel cells
+  int64_t workers = 1;
+  int64_t worker_threads = 0;        // 0: hardware threads / workers (at least 1)
+  std::vector<std::string> devices;  // empty, or one per worker
 
   bool needs_generator() const { return multipliers.back() > 0; }
 };

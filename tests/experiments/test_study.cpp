@@ -5,10 +5,12 @@
 // and its cell redone; `cxr report` rebuilds the same report; bad input fails clearly.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstdlib>
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "support/files.h"
@@ -71,6 +73,26 @@ int count_lines(const std::string& text) {
   return n;
 }
 
+// Kills `cxr study` (kill -9) once `results` cells are done; returns the script's exit status
+// (0: killed mid-grid). `extra` goes to the study's command line.
+int kill_study_after(const test::TempDir& dir, const std::string& config, const fs::path& run,
+                     int results, const std::string& extra) {
+  const std::string script = dir.write(
+      "kill_" + run.filename().string() + ".sh",
+      "export OMP_NUM_THREADS=1\n'" + std::string(CXR_BINARY) + "' study " + config + " --out " +
+          run.string() + " " + extra + " >/dev/null 2>&1 &\npid=$!\n" + "while [ \"$(ls " +
+          run.string() + "/results 2>/dev/null | wc -l)\" -lt " + std::to_string(results) +
+          " ]; do\n  kill -0 $pid 2>/dev/null || exit 3\n  sleep 0.02\ndone\n" +
+          "kill -9 $pid\nwait $pid\nexit 0\n");
+  return test::run_command("bash", script).status;
+}
+
+int count_files(const fs::path& dir) {
+  int n = 0;
+  for (const auto& e : fs::directory_iterator(dir)) n += e.is_regular_file();
+  return n;
+}
+
 class StudyTest : public ::testing::Test {
  protected:
   // One uninterrupted run shared by the tests (it takes a few seconds).
@@ -126,18 +148,9 @@ TEST_F(StudyTest, WritesACompleteReport) {
 
 TEST_F(StudyTest, KilledMidGridResumesToTheSameResults) {
   const fs::path run = dir_->dir / "killed";
-  // Start the study, kill -9 it once 5 cells are done (mid-grid, likely inside a cell).
-  const std::string script =
-      dir_->write("kill.sh", "export OMP_NUM_THREADS=1\n'" + std::string(CXR_BINARY) + "' study " +
-                                 config_ + " --out " + run.string() +
-                                 " >/dev/null 2>&1 &\npid=$!\n"
-                                 "while [ \"$(ls " +
-                                 run.string() +
-                                 "/results 2>/dev/null | wc -l)\" -lt 5 ]; do\n"
-                                 "  kill -0 $pid 2>/dev/null || exit 3\n  sleep 0.02\ndone\n"
-                                 "kill -9 $pid\nwait $pid\nexit 0\n");
-  const auto killed = test::run_command("bash", script);
-  ASSERT_EQ(killed.status, 0) << "the study ended before it could be killed";
+  // Kill -9 the study once 5 cells are done (mid-grid, likely inside a cell).
+  ASSERT_EQ(kill_study_after(*dir_, config_, run, 5, ""), 0)
+      << "the study ended before it could be killed";
   EXPECT_FALSE(fs::exists(run / "report/report.html"));
   const auto resumed = cxr_run("study " + config_ + " --out " + run.string());
   ASSERT_EQ(resumed.status, 0) << resumed.err;
@@ -149,13 +162,28 @@ TEST_F(StudyTest, KilledMidGridResumesToTheSameResults) {
             test::read_text((full() / "report/seg.md").string()));
 }
 
+TEST_F(StudyTest, TwoWorkersKilledAndResumedGiveTheSameResults) {
+  const fs::path run = dir_->dir / "workers";
+  const std::string workers = "--set parallel.workers=2";
+  ASSERT_EQ(kill_study_after(*dir_, config_, run, 6, workers), 0)
+      << "the study ended before it could be killed";
+  // The workers die with the study's process: no result appears afterwards.
+  const int after_kill = count_files(run / "results");
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_EQ(count_files(run / "results"), after_kill);
+  const auto resumed = cxr_run("study " + config_ + " --out " + run.string() + " " + workers);
+  ASSERT_EQ(resumed.status, 0) << resumed.err;
+  EXPECT_NE(resumed.err.find("2 workers"), std::string::npos) << resumed.err;
+  EXPECT_EQ(results_without_time(run), results_without_time(full()));
+  EXPECT_EQ(test::read_text((run / "summary.csv").string()),
+            test::read_text((full() / "summary.csv").string()));
+}
+
 TEST_F(StudyTest, StopAfterCellsThenContinue) {
   const fs::path run = dir_->dir / "stopped";
   auto r = cxr_run("study " + config_ + " --out " + run.string() + " --stop-after-cells 3");
   ASSERT_EQ(r.status, 0) << r.err;
-  int results = 0;
-  for (const auto& e : fs::directory_iterator(run / "results")) results += e.path() != "";
-  EXPECT_EQ(results, 3);
+  EXPECT_EQ(count_files(run / "results"), 3);
   r = cxr_run("study " + config_ + " --out " + run.string());
   ASSERT_EQ(r.status, 0) << r.err;
   EXPECT_EQ(test::read_text((run / "summary.csv").string()),

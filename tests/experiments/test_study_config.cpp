@@ -44,6 +44,11 @@ TEST(StudyConfig, ParsesSortsAndExpandsPaths) {
   EXPECT_EQ(metric_json_key(s.tasks[0]), "dice_mean_empty_as_one");
   EXPECT_EQ(s.test, TTest::Welch);
   EXPECT_TRUE(s.needs_generator());
+  EXPECT_EQ(s.workers, 1);
+  // One worker per listed device unless said otherwise.
+  nlohmann::json j = minimal();
+  j["parallel"] = {{"devices", {"cuda:0", "cuda:1"}}};
+  EXPECT_EQ(parse(j).workers, 2);
 }
 
 TEST(StudyConfig, BadConfigsNameTheKey) {
@@ -70,6 +75,11 @@ TEST(StudyConfig, BadConfigsNameTheKey) {
   EXPECT_ERROR_CONTAINS(parse(with("/phantoms", {{"x", {{"layout", "mri"}}}})), "mri");
   EXPECT_ERROR_CONTAINS(parse(with("/tasks/0/synthetic/mode", "t2i")), "m2i or tm2i");
   EXPECT_ERROR_CONTAINS(parse(with("/tasks/0/synthetic/transform/max_kernel", 4)), "max_kernel");
+  EXPECT_ERROR_CONTAINS(parse(with("/parallel/workers", 0)), "workers");
+  EXPECT_ERROR_CONTAINS(
+      parse(with("/parallel", {{"workers", 1}, {"devices", {"cuda:0", "cuda:1"}}})),
+      "2 devices for 1 workers");
+  EXPECT_ERROR_CONTAINS(parse(with("/parallel/devices", {"tpu:0"})), "tpu");
   nlohmann::json two_tasks = minimal();
   two_tasks["tasks"].push_back(two_tasks["tasks"][0]);
   EXPECT_ERROR_CONTAINS(parse(two_tasks), "two tasks are named 'seg'");
