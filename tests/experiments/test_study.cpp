@@ -229,6 +229,12 @@ TEST_F(StudyTest, BadInputFailsClearly) {
   r = cxr_run("study " + bad);
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("bad.json"), std::string::npos) << r.err;
+  // Each worker trains on its device: without a GPU, asking for one fails clearly.
+  r = cxr_run("study " + config_ + " --out " + (dir_->dir / "gpus").string() +
+              " --set 'parallel.devices=[\"cuda:0\",\"cuda:1\"]'");
+  EXPECT_NE(r.status, 0);
+  EXPECT_NE(r.err.find("cuda:0"), std::string::npos) << r.err;
+  EXPECT_NE(r.err.find("study worker 0 failed"), std::string::npos) << r.err;
   r = cxr_run("report " + (dir_->dir / "nowhere").string());
   EXPECT_NE(r.status, 0);
   EXPECT_NE(r.err.find("not a study run folder"), std::string::npos) << r.err;
