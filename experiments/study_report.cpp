@@ -373,7 +373,7 @@ std::string write_study_report(const std::string& run_dir_str) {
       html_escape(s.name) + "</h1>\n<p>" + std::to_string(results.size()) +
       " trials. Each cell: mean ± sd of the test metric over trials; Δ: the mean improvement "
       "over real-only training at the same real-data fraction, with its " +
-      fmt(100 * s.confidence, 0) + "% confidence interval and one-tailed " + t_test_name(s.test) +
+      fmt(100 * s.confidence, 0) + "% confidence interval and one-tailed " + test_title(s.test) +
       " t-test P; * marks significance after Bonferroni correction over "
       "the task's comparisons at α = " +
       fmt(s.alpha, 2) + ".</p>\n";
