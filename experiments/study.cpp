@@ -405,11 +405,15 @@ bool run_cells(const Grid& g, const GeneratorRef& gen, GeneratorCache& cache, in
         t.name + ", " + fraction_label(k.fraction) + "% real, " +
         (k.multiplier ? std::to_string(k.multiplier) + "x synthetic" : "real only") + ", seed " +
         std::to_string(k.seed));
-    const std::string synthetic =
-        k.multiplier > 0 ? prepare_pool(cell_config, t, k, g.run_dir, gen, cache) : "";
-    const CellResult r = run_cell(cell_config, t, k, g.run_dir, synthetic, gen, g.study_sha);
-    write_cell_result(g.result_path(k), r);
-    say("cell " + k.id() + ": test " + metric_display_name(t) + " " + std::to_string(r.metric));
+    try {
+      const std::string synthetic =
+          k.multiplier > 0 ? prepare_pool(cell_config, t, k, g.run_dir, gen, cache) : "";
+      const CellResult r = run_cell(cell_config, t, k, g.run_dir, synthetic, gen, g.study_sha);
+      write_cell_result(g.result_path(k), r);
+      say("cell " + k.id() + ": test " + metric_display_name(t) + " " + std::to_string(r.metric));
+    } catch (const Error& e) {
+      CXR_FAIL("cell ", k.id(), " (", (g.run_dir / "cells" / k.id()).string(), "): ", e.what());
+    }
     ++ran;
   }
   return true;
