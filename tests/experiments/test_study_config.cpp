@@ -91,6 +91,21 @@ TEST(StudyConfig, BadConfigsNameTheKey) {
   EXPECT_FALSE(parse(real_only).needs_generator());
 }
 
+// The shipped configs stay valid: the README's main job and the paper-scale study.
+TEST(StudyConfig, ShippedConfigsParse) {
+  const std::string dir = std::string(CXR_FIXTURE_DIR) + "/../../configs";
+  const StudyConfig mini =
+      parse_study_config(read_study_json(dir + "/mini_study.json"), "mini", "/r", dir);
+  EXPECT_EQ(mini.tasks.size(), 2u);
+  EXPECT_TRUE(mini.generator_model.empty());  // trains its own generator
+  EXPECT_EQ(mini.phantoms.size(), 3u);
+  const StudyConfig paper =
+      parse_study_config(read_study_json(dir + "/paper_study.json"), "paper", "/r", dir);
+  EXPECT_EQ(paper.fractions, (std::vector<double>{0.01, 0.1, 1.0}));
+  EXPECT_EQ(paper.multipliers, (std::vector<int64_t>{0, 2, 5, 10, 25}));
+  EXPECT_EQ(paper.tasks.size(), 4u);
+}
+
 TEST(StudyConfig, FractionLabels) {
   EXPECT_EQ(fraction_label(1.0), "100");
   EXPECT_EQ(fraction_label(0.1), "10");
