@@ -15,6 +15,7 @@
 #include "data/sample.h"
 #include "tensor/creation.h"
 #include "tensor/error.h"
+#include "tensor/pinned.h"
 
 namespace cxr::data {
 
@@ -199,7 +200,12 @@ Loader::Result Loader::load_batch(int64_t b) const {
         res.bad.push_back({epoch_, index, e.what()});
       }
     }
-    if (!ex.empty()) res.batch = collate(ex, kept);
+    if (!ex.empty()) {
+      res.batch = collate(ex, kept);
+      if (opt_.pin_memory)
+        for (Tensor* t : {&res.batch->images, &res.batch->masks, &res.batch->labels})
+          if (t->defined()) *t = pin(*t);
+    }
   } catch (...) {
     res.error = std::current_exception();
   }

@@ -64,6 +64,9 @@ struct LoaderOptions {
   int prefetch_batches = 4;  // batches loaded ahead (per loader, >= 1)
   int rank = 0, world_size = 1;
   bool skip_bad = false;  // drop samples whose loading throws (reported by bad_samples())
+  // Deliver the batch tensors in pinned (page-locked) host memory, copied there by the workers,
+  // so that the copy to a GPU can be asynchronous (tensor/pinned.h).
+  bool pin_memory = false;
 };
 
 struct Batch {

@@ -407,7 +407,8 @@ nlohmann::json run_generator_training(GeneratorKind kind, const GeneratorConfig&
                        .shuffle = true,
                        .drop_last = task.train_source()->size() >= config.batch_size,
                        .seed = config.seed,
-                       .workers = int(config.workers)});
+                       .workers = int(config.workers),
+                       .pin_memory = Device::parse(config.device).is_cuda()});
   CXR_CHECK(loader.batches_per_epoch() > 0, "the training set yields no batch");
   const std::vector<Tensor> params = task.trainable_parameters();
   nn::AdamOptions adam{.lr = config.lr, .weight_decay = config.weight_decay};

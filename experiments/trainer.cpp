@@ -171,12 +171,16 @@ nlohmann::json run_training(TaskKind kind, TrainConfig config, TrainTask& task,
                              // A last batch of one image would break BatchNorm's batch statistics.
                              .drop_last = int64_t(data.train->size()) > config.batch_size,
                              .seed = config.seed,
-                             .workers = int(config.workers)});
+                             .workers = int(config.workers),
+                             // Batches for a GPU come in page-locked memory (async copies).
+                             .pin_memory = Device::parse(config.device).is_cuda()});
   auto eval_loader = [&](std::shared_ptr<data::ExampleSource> src) {
-    return std::make_unique<data::Loader>(src, data::LoaderOptions{.batch_size = config.batch_size,
-                                                                   .shuffle = false,
-                                                                   .seed = config.seed,
-                                                                   .workers = int(config.workers)});
+    return std::make_unique<data::Loader>(
+        src, data::LoaderOptions{.batch_size = config.batch_size,
+                                 .shuffle = false,
+                                 .seed = config.seed,
+                                 .workers = int(config.workers),
+                                 .pin_memory = Device::parse(config.device).is_cuda()});
   };
   auto val_loader = eval_loader(data.val_source);
   auto test_loader = eval_loader(data.test_source);

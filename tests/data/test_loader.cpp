@@ -13,6 +13,7 @@
 #include "data/rng.h"
 #include "tensor/creation.h"
 #include "tensor/error.h"
+#include "tensor/pinned.h"
 
 using namespace cxr;
 using namespace cxr::data;
@@ -111,6 +112,34 @@ TEST(Loader, SameBatchesForAnyWorkerCount) {
       ref = got;
     else
       EXPECT_EQ(got, ref) << workers << " workers";
+  }
+}
+
+// pin_memory: the same batches, with every tensor in pinned memory (tensor/pinned.h).
+TEST(Loader, PinMemoryDeliversTheSameBatchesPinned) {
+  LoaderOptions o;
+  o.batch_size = 4;
+  o.seed = 5;
+  Loader plain(numbers(10), o);
+  const std::vector<Batch> ref = run_epoch(plain, 0);
+  o.pin_memory = true;
+  Loader pinned(numbers(10), o);
+  std::vector<Batch> got;
+  try {
+    got = run_epoch(pinned, 0);
+  } catch (const Error& e) {
+    // Only a locked-memory limit may stop it, and the message says which.
+    ASSERT_NE(std::string(e.what()).find("RLIMIT_MEMLOCK"), std::string::npos) << e.what();
+    GTEST_SKIP() << "locked memory is limited here: " << e.what();
+  }
+  ASSERT_EQ(got.size(), ref.size());
+  for (size_t b = 0; b < got.size(); ++b) {
+    EXPECT_TRUE(is_pinned(got[b].images));
+    EXPECT_TRUE(is_pinned(got[b].labels));
+    EXPECT_FALSE(is_pinned(ref[b].images));
+    EXPECT_EQ(got[b].images.to_vector<float>(), ref[b].images.to_vector<float>());
+    EXPECT_EQ(got[b].labels.to_vector<float>(), ref[b].labels.to_vector<float>());
+    EXPECT_EQ(got[b].indices, ref[b].indices);
   }
 }
 
