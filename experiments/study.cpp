@@ -87,7 +87,9 @@ std::string run_generator_stage(GeneratorKind kind, const std::string& name, nlo
   const fs::path dir = run_dir / "generator" / name, done = dir / "done.json";
   if (!json.contains("device")) json["device"] = device;
   const GeneratorConfig config = parse_generator_config(kind, json, "generator.train_" + name);
-  const nlohmann::json resolved = generator_config_json(kind, config);
+  // Compared and stored with the run folder as ${run}: a moved run folder still reuses it.
+  const nlohmann::json resolved =
+      relocatable(generator_config_json(kind, config), run_dir.string());
   const std::string model = (dir / "model").string();
   if (const nlohmann::json stored = read_json_or_null(done); stored.is_object()) {
     CXR_CHECK(stored.value("config", nlohmann::json()) == resolved, "generator stage '", name,

@@ -255,6 +255,15 @@ StudyConfig parse_study_config(const nlohmann::json& raw, const std::string& sou
   CXR_CHECK(s.sample_images >= 1, report.source(), ": sample_images must be >= 1");
   c.check_all_used();
 
+  // The study wires the stages together: the UNet trains on the VAE stage's model and the
+  // ControlNet starts from the UNet stage's.
+  for (const auto& [stage, key] :
+       {std::pair<const char*, const char*>{"train_unet", "vae"}, {"train_controlnet", "model"}}) {
+    const nlohmann::json& stage_json =
+        stage == std::string("train_unet") ? s.train_unet : s.train_controlnet;
+    CXR_CHECK(!s.generator_model.empty() || !stage_json.contains(key), source, ": generator.",
+              stage, ".", key, " is set by the study (the previous stage's model); remove it");
+  }
   if (s.needs_generator() && s.generator_model.empty())
     for (const auto& [key, value] :
          {std::pair<const char*, nlohmann::json*>{"train_vae", &s.train_vae},

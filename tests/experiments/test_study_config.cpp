@@ -85,6 +85,11 @@ TEST(StudyConfig, BadConfigsNameTheKey) {
   EXPECT_ERROR_CONTAINS(parse(two_tasks), "two tasks are named 'seg'");
   // Without a generator folder, the three training stages must be configured.
   EXPECT_ERROR_CONTAINS(parse(with("/generator/model", "")), "train_vae");
+  nlohmann::json wired = with("/generator/model", "");
+  wired["generator"]["train_vae"] = {{"steps", 1}};
+  wired["generator"]["train_unet"] = {{"steps", 1}, {"vae", "/somewhere"}};
+  wired["generator"]["train_controlnet"] = {{"steps", 1}};
+  EXPECT_ERROR_CONTAINS(parse(wired), "generator.train_unet.vae is set by the study");
   // A real-only grid needs no generator at all.
   nlohmann::json real_only = with("/generator/model", "");
   real_only["grid"]["multipliers"] = {0};
