@@ -393,10 +393,11 @@ void backward_weight_kernel(const Tensor& gy, const Tensor& x, const Tensor& gw,
     return q == 0 ? gw.data<T>() : extra.data<T>() + (q - 1) * dw_size;
   };
   const int64_t items = partials * s.groups;
-  // The partial sums only pay for themselves with several per thread; with fewer, threaded GEMMs
-  // over the long reduction do as well.
+  // Spread the partial sums over the threads whenever they split evenly, even at one per thread
+  // (ResNet-50's stages 2-3 at batch 8: 4 and 2 partials): on an idle machine this is as fast as
+  // threaded GEMMs over the long reduction, and faster when another process shares the cores, as
+  // the threads then do not meet at every GEMM barrier (bench/README.md, ResNet-50 section).
   const bool parallel =
-      items >= 4 * int64_t(omp_get_max_threads()) &&
       spread(items, pl.per_chunk * pix * pl.chunks / partials, double(dw_size) * double(s.n * pix));
   cpu::run_items(items, parallel, [&](int64_t item) {
     const int64_t q = item / s.groups, g = item % s.groups;
