@@ -6,12 +6,11 @@
 #include <cmath>
 #include <cstdio>
 #include <filesystem>
-#include <fstream>
 #include <map>
-#include <sstream>
 
 #include "data/csv.h"
 #include "experiments/plot.h"
+#include "experiments/run_log.h"
 #include "experiments/study.h"
 #include "tensor/error.h"
 #include "tensor/file_io.h"
@@ -37,11 +36,9 @@ std::string fmt_p(double p) {
   std::snprintf(buf, sizeof buf, p < 1e-4 ? "%.2e" : "%.4f", p);
   return buf;
 }
-// Full precision for the CSV files.
+// Full precision for the CSV files: the same double when read back.
 std::string num(double v) {
-  char buf[64];
-  std::snprintf(buf, sizeof buf, "%.17g", v);
-  return buf;
+  return format_number(v, 17);
 }
 
 // "welch" -> "Welch" for prose.
@@ -240,13 +237,6 @@ std::string base64(const std::string& bytes) {
   return out;
 }
 
-std::string read_bytes(const fs::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 std::string headline(const StudyConfig& s, const StudyTask& t, const TaskSummary& sum) {
   if (sum.best < 0) return "No comparison yet (each arm needs 2 finished trials).";
   const TaskSummary::Arm& best = sum.arms[size_t(sum.best)];
@@ -396,8 +386,8 @@ std::string write_study_report(const std::string& run_dir_str) {
     const fs::path sheet = report / (t.name + "_samples.png");
     if (fs::exists(sheet))
       html += "<h3>Real (top) and synthetic images</h3>\n<img alt=\"samples of " +
-              html_escape(t.name) + "\" src=\"data:image/png;base64," + base64(read_bytes(sheet)) +
-              "\">\n";
+              html_escape(t.name) + "\" src=\"data:image/png;base64," +
+              base64(read_file(sheet.string(), "report")) + "\">\n";
   }
   if (!missing.empty()) {
     html += "<h2>Missing cells</h2>\n<ul>\n";

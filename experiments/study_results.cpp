@@ -3,8 +3,6 @@
 
 #include <cmath>
 #include <filesystem>
-#include <fstream>
-#include <sstream>
 
 #include "experiments/study_config.h"
 #include "tensor/error.h"
@@ -47,10 +45,8 @@ std::optional<CellResult> read_cell_result(const std::string& path, const CellKe
                                            std::string* problem) {
   problem->clear();
   if (!std::filesystem::exists(path)) return std::nullopt;
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream text;
-  text << in.rdbuf();
-  const nlohmann::json file = nlohmann::json::parse(text.str(), nullptr, false);
+  const nlohmann::json file =
+      nlohmann::json::parse(read_file(path, "study result"), nullptr, false);
   const auto fail = [&](const std::string& why) {
     *problem = why;
     return std::nullopt;

@@ -7,10 +7,8 @@
 #include <algorithm>
 #include <array>
 #include <filesystem>
-#include <fstream>
 #include <map>
 #include <mutex>
-#include <sstream>
 
 #include "tensor/creation.h"
 #include "tensor/error.h"
@@ -321,16 +319,8 @@ void merge_pair(std::vector<std::string>& word, const std::string& a, const std:
 
 // ---- files ----
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  CXR_CHECK(in, "CLIP tokenizer: cannot open ", path.string());
-  std::ostringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 nlohmann::json read_json(const std::filesystem::path& path) {
-  const std::string text = read_file(path);
+  const std::string text = read_file(path.string(), "CLIP tokenizer");
   try {
     return nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
@@ -477,7 +467,8 @@ ClipTokenizer ClipTokenizer::load(const std::string& dir) {
     vocab.emplace(token, id.get<int64_t>());
   }
   const fs::path merges_path = root / "merges.txt";
-  std::vector<Merge> merges = parse_merges(read_file(merges_path), merges_path.string());
+  std::vector<Merge> merges =
+      parse_merges(read_file(merges_path.string(), "CLIP tokenizer"), merges_path.string());
 
   ClipSpecialTokens special;
   const fs::path config_path = root / "tokenizer_config.json";

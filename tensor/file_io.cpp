@@ -1,4 +1,4 @@
-// Atomic file writes (file_io.h).
+// Atomic file writes and whole-file reads (file_io.h).
 #include "tensor/file_io.h"
 
 #include <fcntl.h>   // open
@@ -9,6 +9,7 @@
 #include <cstring>  // strerror
 #include <filesystem>
 #include <fstream>
+#include <sstream>
 
 #include "tensor/error.h"
 
@@ -48,6 +49,16 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
 void write_file_atomic(const std::string& path, std::string_view bytes, std::string_view what) {
   write_file_atomic(
       path, [&](std::ostream& os) { os.write(bytes.data(), std::streamsize(bytes.size())); }, what);
+}
+
+std::string read_file(const std::string& path, std::string_view what) {
+  std::ifstream in(path, std::ios::binary);
+  CXR_CHECK(in.good() && !std::filesystem::is_directory(path), what, ": cannot open ", path, " (",
+            std::filesystem::exists(path) ? "unreadable" : "missing", ")");
+  std::ostringstream text;
+  text << in.rdbuf();
+  CXR_CHECK(!in.bad(), what, ": reading ", path, " failed");
+  return text.str();
 }
 
 }  // namespace cxr

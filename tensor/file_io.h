@@ -19,4 +19,8 @@ void write_file_atomic(const std::string& path, const std::function<void(std::os
 // The same for bytes already in memory.
 void write_file_atomic(const std::string& path, std::string_view bytes, std::string_view what);
 
+// The whole file as bytes. Throws cxr::Error "<what>: cannot open <path> (<reason>)" when it
+// cannot be opened or read.
+std::string read_file(const std::string& path, std::string_view what);
+
 }  // namespace cxr

@@ -1,5 +1,5 @@
 // write_file_atomic: the new content replaces the file in one step; a failed write leaves the old
-// file and no temporary file behind.
+// file and no temporary file behind. read_file: the exact bytes back, or an error naming the path.
 #include <gtest/gtest.h>
 
 #include <filesystem>
@@ -48,6 +48,18 @@ TEST(FileIo, MissingFolderIsNamed) {
   const std::string path = (tmp.dir / "no" / "such" / "folder" / "a.txt").string();
   EXPECT_ERROR_CONTAINS(write_file_atomic(path, "x", "save_thing"), "save_thing");
   EXPECT_ERROR_CONTAINS(write_file_atomic(path, "x", "save_thing"), "no/such/folder");
+}
+
+TEST(FileIo, ReadFileReturnsTheBytesOrNamesThePath) {
+  test::TempDir tmp;
+  const std::string bytes("a\0b\r\nc", 6);
+  const std::string path = (tmp.dir / "b.bin").string();
+  write_file_atomic(path, bytes, "test");
+  EXPECT_EQ(read_file(path, "test"), bytes);
+  const std::string missing = (tmp.dir / "none.txt").string();
+  EXPECT_ERROR_CONTAINS(read_file(missing, "load_thing"), "load_thing: cannot open " + missing);
+  EXPECT_ERROR_CONTAINS(read_file(missing, "load_thing"), "(missing)");
+  EXPECT_ERROR_CONTAINS(read_file(tmp.dir.string(), "load_thing"), "cannot open");
 }
 
 }  // namespace
