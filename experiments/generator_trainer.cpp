@@ -7,7 +7,6 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <sstream>
 
 #include "autograd/elementwise.h"
 #include "autograd/engine.h"
@@ -162,13 +161,6 @@ void validate(GeneratorKind kind, const GeneratorConfig& c, const std::string& s
   fail_unless(c.sample_steps >= 1, "sample_steps", "must be >= 1");
   fail_unless(c.device == "cpu" || c.device.rfind("cuda", 0) == 0, "device",
               "must be cpu or cuda:N, got '" + c.device + "'");
-}
-
-std::string num(double v) {
-  std::ostringstream os;
-  os.precision(8);
-  os << v;
-  return os.str();
 }
 
 // Where the run stands, stored in each checkpoint's config field. The interval sums are kept so
@@ -513,7 +505,8 @@ nlohmann::json run_generator_training(GeneratorKind kind, const GeneratorConfig&
     progress.update(1, state.step, step_loss, images);
     if (state.step % config.log_every == 0 || state.step == config.steps) {
       const double mean = state.interval_sum / double(state.interval_steps);
-      loss_rows.push_back(std::to_string(state.step) + "," + num(lr) + "," + num(mean));
+      loss_rows.push_back(std::to_string(state.step) + "," + format_number(lr) + "," +
+                          format_number(mean));
       write_losses();
       state.interval_sum = 0;
       state.interval_steps = 0;
@@ -531,7 +524,7 @@ nlohmann::json run_generator_training(GeneratorKind kind, const GeneratorConfig&
   if (ema) ema->copy_to(params);
   const fs::path model_dir = dir / "model";
   task.save_model(model_dir.string());
-  log("done: " + std::to_string(config.steps) + " steps, last loss " + num(last_loss) +
+  log("done: " + std::to_string(config.steps) + " steps, last loss " + format_number(last_loss) +
       "; model in " + model_dir.string());
   return nlohmann::json{{"steps", config.steps},
                         {"last_loss", last_loss},

@@ -3,10 +3,18 @@
 
 #include <cstdio>
 #include <ctime>
+#include <sstream>
 
 #include "tensor/error.h"
 
 namespace cxr::experiments {
+
+std::string format_number(double v, int significant) {
+  std::ostringstream os;
+  os.precision(significant);
+  os << v;
+  return os.str();
+}
 
 RunLog::RunLog(const std::filesystem::path& path) : file_(path, std::ios::app) {
   CXR_CHECK(file_.good(), "cannot open the run log '", path.string(), "'");

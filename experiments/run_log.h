@@ -1,5 +1,6 @@
 // The log of a run folder: each line goes to stderr and, with a UTC time stamp, to log.txt
-// (appended, so a resumed run continues the same log).
+// (appended, so a resumed run continues the same log); and the one way numbers are written into a
+// run folder's logs and CSV files.
 #pragma once
 
 #include <filesystem>
@@ -7,6 +8,10 @@
 #include <string>
 
 namespace cxr::experiments {
+
+// `v` with `significant` significant digits, shortest form ("0.0029265848", "1e-06"); 17 digits
+// give back the same double when read.
+std::string format_number(double v, int significant = 8);
 
 class RunLog {
  public:

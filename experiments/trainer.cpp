@@ -6,7 +6,6 @@
 #include <ctime>
 #include <filesystem>
 #include <fstream>
-#include <sstream>
 
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
@@ -69,13 +68,6 @@ struct MetricsTable {
       if (std::stoll(r.at(0)) <= last_epoch) rows.push_back(r);
   }
 };
-
-std::string num(double v) {
-  std::ostringstream os;
-  os.precision(8);
-  os << v;
-  return os.str();
-}
 
 // Where the run stands, stored in each checkpoint.
 struct RunState {
@@ -247,18 +239,20 @@ nlohmann::json run_training(TaskKind kind, TrainConfig config, TrainTask& task,
 
     std::vector<std::string> columns = {"epoch", "step", "lr", "train_loss"};
     std::vector<std::string> row = {std::to_string(epoch), std::to_string(epoch * steps_per_epoch),
-                                    num(scheduler.last_lrs().at(0)), num(train_loss)};
-    std::string summary = "epoch " + std::to_string(epoch) + ": train loss " + num(train_loss);
+                                    format_number(scheduler.last_lrs().at(0)),
+                                    format_number(train_loss)};
+    std::string summary =
+        "epoch " + std::to_string(epoch) + ": train loss " + format_number(train_loss);
     bool improved = !has_val;
     if (has_val) {
       const EvalResult val = task.evaluate(*model, *val_loader, false);
       columns.push_back("val_loss");
-      row.push_back(num(val.loss));
-      summary += ", val loss " + num(val.loss);
+      row.push_back(format_number(val.loss));
+      summary += ", val loss " + format_number(val.loss);
       for (const auto& [k, v] : val.scalars) {
         columns.push_back("val_" + k);
-        row.push_back(num(v));
-        summary += ", val " + k + " " + num(v);
+        row.push_back(format_number(v));
+        summary += ", val " + k + " " + format_number(v);
       }
       const double value = select_value(config, val);
       improved = value > state.best_value || state.best_epoch == 0;
@@ -267,7 +261,7 @@ nlohmann::json run_training(TaskKind kind, TrainConfig config, TrainTask& task,
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     columns.push_back("seconds");
-    row.push_back(num(seconds));
+    row.push_back(format_number(seconds));
     state.epoch = epoch;
     if (improved) {
       state.best_epoch = epoch;
