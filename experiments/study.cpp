@@ -51,19 +51,6 @@ std::string folder_sha256(const fs::path& dir) {
   return sha256_hex(listing);
 }
 
-// `j` with the run folder's path written as ${run} in every string: provenance that does not
-// change when a run folder moves.
-nlohmann::json relocatable(nlohmann::json j, const std::string& run_dir) {
-  if (j.is_string()) {
-    std::string v = j.get<std::string>();
-    if (v.rfind(run_dir, 0) == 0) v = "${run}" + v.substr(run_dir.size());
-    return v;
-  }
-  if (j.is_array() || j.is_object())
-    for (auto& item : j) item = relocatable(item, run_dir);
-  return j;
-}
-
 nlohmann::json read_json_file(const fs::path& path) {
   return models::JsonConfig::from_file(path.string()).json();
 }

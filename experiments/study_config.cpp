@@ -4,7 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
-#include <fstream>
+#include <functional>
 #include <set>
 #include <sstream>
 
@@ -20,20 +20,11 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// ${run} and ${config} in every string of `j`, recursively.
-nlohmann::json expand(nlohmann::json j, const std::string& run_dir, const std::string& config_dir) {
-  if (j.is_string()) {
-    std::string s = j.get<std::string>();
-    for (const auto& [token, value] :
-         {std::pair<std::string, std::string>{"${run}", run_dir}, {"${config}", config_dir}}) {
-      for (size_t at = s.find(token); at != std::string::npos;
-           at = s.find(token, at + value.size()))
-        s.replace(at, token.size(), value);
-    }
-    return s;
-  }
+// `f` applied to every string of `j`, recursively.
+nlohmann::json map_strings(nlohmann::json j, const std::function<std::string(std::string)>& f) {
+  if (j.is_string()) return f(j.get<std::string>());
   if (j.is_array() || j.is_object())
-    for (auto& item : j) item = expand(item, run_dir, config_dir);
+    for (auto& item : j) item = map_strings(item, f);
   return j;
 }
 
@@ -142,13 +133,31 @@ StudyTask parse_task(models::JsonConfig c, std::set<std::string>& names) {
 
 }  // namespace
 
+nlohmann::json expand_paths(const nlohmann::json& j, const std::string& run_dir,
+                            const std::string& config_dir) {
+  return map_strings(j, [&](std::string s) {
+    for (const auto& [token, value] :
+         {std::pair<std::string, std::string>{"${run}", run_dir}, {"${config}", config_dir}})
+      for (size_t at = s.find(token); at != std::string::npos;
+           at = s.find(token, at + value.size()))
+        s.replace(at, token.size(), value);
+    return s;
+  });
+}
+
+nlohmann::json relocatable(const nlohmann::json& j, const std::string& run_dir) {
+  return map_strings(j, [&](std::string s) {
+    return s.rfind(run_dir, 0) == 0 ? "${run}" + s.substr(run_dir.size()) : s;
+  });
+}
+
 nlohmann::json read_study_json(const std::string& path) {
   return models::JsonConfig::from_file(path).json();
 }
 
 StudyConfig parse_study_config(const nlohmann::json& raw, const std::string& source,
                                const std::string& run_dir, const std::string& config_dir) {
-  models::JsonConfig c(expand(raw, run_dir, config_dir), source);
+  models::JsonConfig c(expand_paths(raw, run_dir, config_dir), source);
   StudyConfig s;
   s.name = c.require_string("name");
   CXR_CHECK(safe_name(s.name), source, ": name '", s.name,

@@ -77,6 +77,12 @@ struct StudyConfig {
 // Parses and validates `json` (read from `source`), expanding ${run} and ${config}.
 StudyConfig parse_study_config(const nlohmann::json& json, const std::string& source,
                                const std::string& run_dir, const std::string& config_dir);
+// ${run} and ${config} replaced by those folders in every string of `j`.
+nlohmann::json expand_paths(const nlohmann::json& j, const std::string& run_dir,
+                            const std::string& config_dir);
+// The inverse for the run folder: strings under `run_dir` written as ${run}/..., for provenance
+// that stays the same when a run folder moves.
+nlohmann::json relocatable(const nlohmann::json& j, const std::string& run_dir);
 // Reads a study config file (cxr::Error naming the file when missing or not JSON).
 nlohmann::json read_study_json(const std::string& path);
 // The study's folder-safe name for a fraction: 0.1 -> "10", 0.01 -> "1", 0.125 -> "12.5".

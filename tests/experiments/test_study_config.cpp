@@ -111,6 +111,17 @@ TEST(StudyConfig, ShippedConfigsParse) {
   EXPECT_EQ(paper.tasks.size(), 4u);
 }
 
+TEST(StudyConfig, RunPathsExpandAndRelocate) {
+  const nlohmann::json j = {
+      {"a", "${run}/x"}, {"b", {"${config}/y", 3, "${run}"}}, {"c", "/other"}};
+  const nlohmann::json e = expand_paths(j, "/runs/r1", "/cfg");
+  EXPECT_EQ(
+      e, (nlohmann::json{{"a", "/runs/r1/x"}, {"b", {"/cfg/y", 3, "/runs/r1"}}, {"c", "/other"}}));
+  // Back to ${run} (the config folder stays expanded): a moved run gives the same provenance.
+  EXPECT_EQ(relocatable(e, "/runs/r1"),
+            (nlohmann::json{{"a", "${run}/x"}, {"b", {"/cfg/y", 3, "${run}"}}, {"c", "/other"}}));
+}
+
 TEST(StudyConfig, FractionLabels) {
   EXPECT_EQ(fraction_label(1.0), "100");
   EXPECT_EQ(fraction_label(0.1), "10");
