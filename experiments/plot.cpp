@@ -214,30 +214,6 @@ std::string num(double v) {
   return format_fixed(v, 2);
 }
 
-std::string xml_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) switch (c) {
-      case '&':
-        out += "&amp;";
-        break;
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      case '\'':
-        out += "&apos;";
-        break;
-      default:
-        out += c;
-    }
-  return out;
-}
-
 class SvgPainter : public Painter {
  public:
   explicit SvgPainter(std::ostringstream& os) : os_(os) {}
@@ -415,6 +391,30 @@ Tensor render_png_pixels(const LinePlot& plot) {
 
 void write_plot_png(const std::string& path, const LinePlot& plot) {
   data::write_png(path, render_png_pixels(plot));
+}
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char c : s) switch (c) {
+      case '&':
+        out += "&amp;";
+        break;
+      case '<':
+        out += "&lt;";
+        break;
+      case '>':
+        out += "&gt;";
+        break;
+      case '"':
+        out += "&quot;";
+        break;
+      case '\'':
+        out += "&apos;";
+        break;
+      default:
+        out += c;
+    }
+  return out;
 }
 
 }  // namespace cxr::experiments

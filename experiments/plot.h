@@ -70,6 +70,8 @@ PlotLayout plot_layout(const LinePlot& plot);
 // Each series is one <path> (gaps as separate subpaths) and one <circle> per finite point, and the
 // legend adds one line and one <circle> per series.
 std::string render_svg(const LinePlot& plot);
+// Text for XML and HTML: & < > " ' as entities (the SVG here, the study's report.html).
+std::string xml_escape(const std::string& s);
 // The PNG rendering as uint8 [3, H, W] (R, G, B; 0..255). Text is the 5x7 bitmap font at scale 2;
 // the y-axis title is drawn rotated (bottom to top). Characters outside printable ASCII show as
 // boxes (see raster.h): prefer "+/-" to "±" in labels.

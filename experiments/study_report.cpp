@@ -180,36 +180,13 @@ std::string markdown(const Table& t) {
   return out;
 }
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '<':
-        out += "&lt;";
-        break;
-      case '>':
-        out += "&gt;";
-        break;
-      case '&':
-        out += "&amp;";
-        break;
-      case '"':
-        out += "&quot;";
-        break;
-      default:
-        out += c;
-    }
-  }
-  return out;
-}
-
 std::string html_table(const Table& t) {
   std::string out = "<table>\n<tr>";
-  for (const auto& h : t.header) out += "<th>" + html_escape(h) + "</th>";
+  for (const auto& h : t.header) out += "<th>" + xml_escape(h) + "</th>";
   out += "</tr>\n";
   for (const auto& r : t.rows) {
     out += "<tr>";
-    for (const auto& c : r) out += "<td>" + html_escape(c) + "</td>";
+    for (const auto& c : r) out += "<td>" + xml_escape(c) + "</td>";
     out += "</tr>\n";
   }
   return out + "</table>\n";
@@ -355,12 +332,12 @@ std::string write_study_report(const std::string& run_dir_str) {
           "Bonferroni at " + fmt(s.alpha, 2) + ")\n";
   std::string html =
       "<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>SynthCXR study " +
-      html_escape(s.name) +
+      xml_escape(s.name) +
       "</title>\n<style>body{font-family:sans-serif;max-width:1100px;margin:2em auto;padding:0 "
       "1em}table{border-collapse:collapse;margin:1em 0}td,th{border:1px solid #bbb;padding:4px "
       "8px;font-size:90%}th{background:#eee}img,svg{max-width:100%}</style></head><body>\n<h1>"
       "Study " +
-      html_escape(s.name) + "</h1>\n<p>" + std::to_string(results.size()) +
+      xml_escape(s.name) + "</h1>\n<p>" + std::to_string(results.size()) +
       " trials. Each cell: mean ± sd of the test metric over trials; Δ: the mean improvement "
       "over real-only training at the same real-data fraction, with its " +
       fmt(100 * s.confidence, 0) + "% confidence interval and one-tailed " + test_title(s.test) +
@@ -381,22 +358,22 @@ std::string write_study_report(const std::string& run_dir_str) {
     write_plot_png((report / (t.name + ".png")).string(), plot);
     text +=
         "\n" + t.name + " (test " + metric_display_name(t) + ")\n" + markdown(table) + line + "\n";
-    html += "<h2>" + html_escape(t.name) + " — test " + html_escape(metric_display_name(t)) +
-            "</h2>\n" + html_table(table) + "<p>" + html_escape(line) + "</p>\n" + svg + "\n";
+    html += "<h2>" + xml_escape(t.name) + " — test " + xml_escape(metric_display_name(t)) +
+            "</h2>\n" + html_table(table) + "<p>" + xml_escape(line) + "</p>\n" + svg + "\n";
     const fs::path sheet = report / (t.name + "_samples.png");
     if (fs::exists(sheet))
       html += "<h3>Real (top) and synthetic images</h3>\n<img alt=\"samples of " +
-              html_escape(t.name) + "\" src=\"data:image/png;base64," +
+              xml_escape(t.name) + "\" src=\"data:image/png;base64," +
               base64(read_file(sheet.string(), "report")) + "\">\n";
   }
   if (!missing.empty()) {
     html += "<h2>Missing cells</h2>\n<ul>\n";
-    for (const auto& m : missing) html += "<li>" + html_escape(m) + "</li>\n";
+    for (const auto& m : missing) html += "<li>" + xml_escape(m) + "</li>\n";
     html += "</ul>\n";
   }
   html += "<h2>Every trial</h2>\n<details><summary>results.csv</summary><pre>" +
-          html_escape(results_csv(results)) + "</pre></details>\n" +
-          "<details><summary>summary.csv</summary><pre>" + html_escape(summary) +
+          xml_escape(results_csv(results)) + "</pre></details>\n" +
+          "<details><summary>summary.csv</summary><pre>" + xml_escape(summary) +
           "</pre></details>\n</body></html>\n";
   write_file_atomic((report / "report.html").string(), html, "report.html");
   write_file_atomic((report / "trials.csv").string(), results_csv(results), "trials.csv");
