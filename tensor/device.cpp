@@ -4,16 +4,10 @@
 
 #include <charconv>  // std::from_chars for "cuda:N"
 
+#include "tensor/cuda/runtime.h"
 #include "tensor/error.h"
 
 namespace cxr {
-
-#ifdef CXR_WITH_CUDA
-namespace cuda {
-int device_count_or_zero();
-std::string availability_problem();
-}  // namespace cuda
-#endif
 
 Device Device::parse(std::string_view text) {
   if (text == "cpu") return cpu();
@@ -47,8 +41,6 @@ void check_device_available(Device device) {
   int n = cuda::device_count_or_zero();
   CXR_CHECK(device.index < n, "device ", device.str(), " requested but only ", n,
             " CUDA device(s) are visible");
-  CXR_FAIL("device ", device.str(),
-           ": the CUDA kernels for tensor ops are not part of this build yet (CPU only)");
 #else
   CXR_FAIL("device ", device.str(),
            " requested but SynthCXR was built without CUDA (configure with CXR_WITH_CUDA=ON)");

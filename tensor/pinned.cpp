@@ -14,18 +14,11 @@
 #include <unordered_set>
 
 #include "tensor/creation.h"
+#include "tensor/cuda/runtime.h"
 #include "tensor/error.h"
 #include "tensor/storage.h"
 
 namespace cxr {
-
-#ifdef CXR_WITH_CUDA
-namespace cuda {
-int device_count_or_zero();
-bool host_register(void* data, size_t nbytes, std::string* error);
-void host_unregister(void* data);
-}  // namespace cuda
-#endif
 
 namespace {
 

@@ -5,6 +5,8 @@
 #include <cstdio>
 #include <sstream>
 
+#include "tensor/creation.h"  // to(device): element access on a device tensor reads a host copy
+
 namespace cxr {
 
 Tensor::Tensor(std::shared_ptr<Storage> storage, Shape sizes, Shape strides, int64_t offset,
@@ -20,14 +22,15 @@ Tensor::Tensor(std::shared_ptr<Storage> storage, Shape sizes, Shape strides, int
 }
 
 Tensor Tensor::empty(const Shape& sizes, DType dtype, Device device) {
-  for (int64_t s : sizes)
-    CXR_CHECK(s >= 0, "empty: negative size in shape ", shape_str(sizes));
+  for (int64_t s : sizes) CXR_CHECK(s >= 0, "empty: negative size in shape ", shape_str(sizes));
   size_t nbytes = size_t(shape_numel(sizes)) * dtype_size(dtype);
   return Tensor(std::make_shared<Storage>(nbytes, device), sizes, contiguous_strides(sizes), 0,
                 dtype);
 }
 
-int64_t Tensor::size(int64_t dim) const { return sizes()[normalize_dim(dim, this->dim(), "size")]; }
+int64_t Tensor::size(int64_t dim) const {
+  return sizes()[normalize_dim(dim, this->dim(), "size")];
+}
 int64_t Tensor::stride(int64_t dim) const {
   return strides()[normalize_dim(dim, this->dim(), "stride")];
 }
@@ -62,7 +65,7 @@ double load_as_double(const Tensor& t, int64_t linear) {
 
 template <typename T>
 std::vector<T> Tensor::to_vector() const {
-  CXR_CHECK(device().is_cpu(), "to_vector: tensor is on ", device().str(), "; copy it to cpu first");
+  if (!device().is_cpu()) return raw::to(*this, Device::cpu()).to_vector<T>();
   std::vector<T> out(static_cast<size_t>(numel()));
   for (int64_t i = 0; i < numel(); ++i) out[size_t(i)] = T(load_as_double(*this, i));
   return out;
@@ -76,6 +79,7 @@ template std::vector<uint8_t> Tensor::to_vector<uint8_t>() const;
 double Tensor::item() const {
   CXR_CHECK(numel() == 1, "item: expected a tensor with one element, got shape ",
             shape_str(sizes()));
+  if (!device().is_cpu()) return raw::to(*this, Device::cpu()).item();
   return load_as_double(*this, 0);
 }
 
@@ -84,10 +88,11 @@ double Tensor::at(const std::vector<int64_t>& index) const {
             dim(), " dims");
   int64_t linear = 0;
   for (size_t d = 0; d < index.size(); ++d) {
-    CXR_CHECK(index[d] >= 0 && index[d] < sizes()[d], "at: index ", index[d], " out of range for dim ",
-              d, " of size ", sizes()[d]);
+    CXR_CHECK(index[d] >= 0 && index[d] < sizes()[d], "at: index ", index[d],
+              " out of range for dim ", d, " of size ", sizes()[d]);
     linear = linear * sizes()[d] + index[d];
   }
+  if (!device().is_cpu()) return raw::to(*this, Device::cpu()).at(index);  // for tests: a copy
   return load_as_double(*this, linear);
 }
 
@@ -98,9 +103,12 @@ AutogradMeta& Tensor::autograd_meta() const {
 }
 
 Tensor& Tensor::set_requires_grad(bool value) {
-  CXR_CHECK(!value || is_floating(dtype()), "set_requires_grad: only floating tensors can require "
-            "gradients, got ", dtype_name(dtype()));
-  CXR_CHECK(is_leaf(), "set_requires_grad: can only be set on a leaf tensor (this one was produced "
+  CXR_CHECK(!value || is_floating(dtype()),
+            "set_requires_grad: only floating tensors can require "
+            "gradients, got ",
+            dtype_name(dtype()));
+  CXR_CHECK(is_leaf(),
+            "set_requires_grad: can only be set on a leaf tensor (this one was produced "
             "by an op; use detach() first)");
   autograd_meta().requires_grad = value;
   return *this;
@@ -149,11 +157,10 @@ std::string Tensor::str() const {
   if (!defined()) return "tensor(undefined)";
   std::ostringstream os;
   os << "tensor(";
-  if (device().is_cpu()) {
-    std::vector<int64_t> index(size_t(dim()), 0);
-    print_values(os, *this, index, 0, is_floating(dtype()));
-    os << ", ";
-  }
+  std::vector<int64_t> index(size_t(dim()), 0);
+  print_values(os, device().is_cpu() ? *this : raw::to(*this, Device::cpu()), index, 0,
+               is_floating(dtype()));
+  os << ", ";
   os << "shape=" << shape_str(sizes()) << ", dtype=" << dtype_name(dtype())
      << ", device=" << device().str();
   if (requires_grad()) os << ", requires_grad=true";
@@ -161,7 +168,9 @@ std::string Tensor::str() const {
   return os.str();
 }
 
-std::ostream& operator<<(std::ostream& os, const Tensor& t) { return os << t.str(); }
+std::ostream& operator<<(std::ostream& os, const Tensor& t) {
+  return os << t.str();
+}
 
 std::string describe(const Tensor& t) {
   if (!t.defined()) return "undefined";

@@ -21,6 +21,8 @@ namespace autograd {
 struct Node;
 }
 class Tensor;
+// "float32[2, 3]" ("float32[2, 3]@cuda:0" off the CPU) for error messages.
+std::string describe(const Tensor& t);
 
 // Autograd bookkeeping attached to a tensor once it takes part in differentiation.
 struct AutogradMeta {
@@ -66,11 +68,14 @@ class Tensor {
 
   // Address of the first element.
   void* data_ptr() const;
-  // Typed pointer to the first element; throws if T does not match the dtype.
+  // Typed pointer to the first element, for host code; throws if T does not match the dtype or the
+  // tensor is not in host memory (CUDA kernels take data_ptr() instead).
   template <typename T>
   T* data() const {
     CXR_CHECK(dtype_of<T>::value == dtype(), "Tensor::data<", dtype_name(dtype_of<T>::value),
               ">: tensor has dtype ", dtype_name(dtype()));
+    CXR_CHECK(device().is_cpu(), "Tensor::data<", dtype_name(dtype()), ">: ", describe(*this),
+              " is on ", device().str(), "; host code needs a cpu tensor (to(Device::cpu()))");
     return static_cast<T*>(data_ptr());
   }
   // The value of a one-element tensor, converted to double.
@@ -108,7 +113,5 @@ class Tensor {
 };
 
 std::ostream& operator<<(std::ostream& os, const Tensor& t);
-// "float32[2, 3]" for error messages.
-std::string describe(const Tensor& t);
 
 }  // namespace cxr

@@ -40,7 +40,8 @@ namespace cxr::test {
 ::testing::AssertionResult bitwise_equal(const Tensor& a, const Tensor& b) {
   if (a.sizes() != b.sizes() || a.dtype() != b.dtype())
     return ::testing::AssertionFailure() << describe(a) << " vs " << describe(b);
-  const Tensor ca = raw::contiguous(a), cb = raw::contiguous(b);
+  const Tensor ca = raw::contiguous(raw::to(a, Device::cpu()));
+  const Tensor cb = raw::contiguous(raw::to(b, Device::cpu()));
   const size_t width = size_t(ca.element_size());
   const auto* pa = static_cast<const unsigned char*>(ca.data_ptr());
   const auto* pb = static_cast<const unsigned char*>(cb.data_ptr());

@@ -1,0 +1,44 @@
+// CUDA elementwise kernels (elementwise.h): copies with broadcasting and conversion, fills.
+// Device code takes functor structs, not lambdas: nvcc does not allow __device__ lambdas inside
+// the generic lambdas of CXR_DISPATCH.
+#include "tensor/convert.h"
+#include "tensor/cuda/elementwise.h"
+#include "tensor/cuda/loops.cuh"
+#include "tensor/dtype.h"
+
+namespace cxr::cuda {
+
+namespace {
+
+template <typename D, typename S>
+struct CopyFn {
+  __device__ void operator()(const std::array<char*, 2>& p) const {
+    *reinterpret_cast<D*>(p[0]) = convert<D>(*reinterpret_cast<const S*>(p[1]));
+  }
+};
+
+template <typename D>
+struct FillFn {
+  D value;
+  __device__ void operator()(const std::array<char*, 1>& p) const {
+    *reinterpret_cast<D*>(p[0]) = value;
+  }
+};
+
+}  // namespace
+
+void copy_(const Tensor& dst, const Tensor& src) {
+  CXR_DISPATCH_ALL(dst.dtype(), "copy_", [&]<typename D>() {
+    CXR_DISPATCH_ALL(src.dtype(), "copy_", [&]<typename S>() {
+      launch_strided<2>(dst.sizes(), {&dst, &src}, CopyFn<D, S>{}, "copy_");
+    });
+  });
+}
+
+void fill_(const Tensor& dst, double value) {
+  CXR_DISPATCH_ALL(dst.dtype(), "fill_", [&]<typename D>() {
+    launch_strided<1>(dst.sizes(), {&dst}, FillFn<D>{convert<D>(value)}, "fill_");
+  });
+}
+
+}  // namespace cxr::cuda
