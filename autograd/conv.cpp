@@ -7,10 +7,14 @@
 // the three recorded ops below close under differentiation. Pooling and upsampling are linear in
 // x (max pooling for its fixed argmax), so each forward F is recorded with backward Fᵀ (the raw
 // backward kernel) and Fᵀ with backward F.
+//
+// conv2d is on autocast's lower-precision list (autograd/autocast.h): x, weight and bias are cast
+// first; the recorded ops and their backward functions see only the cast tensors.
 #include "autograd/conv.h"
 
 #include <functional>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "autograd/reduce.h"
 #include "autograd/views.h"
@@ -84,7 +88,10 @@ Tensor apply_linear(const char* name, const char* adjoint_name, const Tensor& x,
 
 }  // namespace
 
-Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
+Tensor conv2d(const Tensor& x_in, const Tensor& weight_in, const Tensor& bias_in,
+              const Conv2dParams& p) {
+  const Tensor x = autocast_lower(x_in), weight = autocast_lower(weight_in),
+               bias = autocast_lower(bias_in);
   if (!autograd::needs_grad({x, weight, bias})) return raw::conv2d(x, weight, bias, p);
   if (!bias.defined()) return conv_product(x, weight, p);
   Tensor y = raw::conv2d(x, weight, bias, p);  // validates; bias fused into the GEMM

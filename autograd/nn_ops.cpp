@@ -1,7 +1,13 @@
 // Differentiable NN primitives: each forward calls the raw kernel and records a node whose
 // backward calls the matching raw backward kernel (tensor/nn_ops.h).
+//
+// Autocast (autograd/autocast.h): softmax, log_softmax, layer_norm and group_norm are on the
+// float32 list (float16/bfloat16 inputs and parameters are cast up first, the result is float32),
+// scaled_dot_product_attention on the lower-precision list (q, k and v are cast to the autocast
+// dtype). batch_norm, dropout and embedding are on neither, as in PyTorch.
 #include "autograd/nn_ops.h"
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "tensor/elementwise.h"  // raw::mul for the dropout gradient
 #include "tensor/nn_ops.h"
@@ -11,7 +17,8 @@ namespace cxr {
 
 using Grads = std::vector<Tensor>;
 
-Tensor softmax(const Tensor& x, int64_t dim) {
+Tensor softmax(const Tensor& x_in, int64_t dim) {
+  const Tensor x = autocast_upcast(x_in);
   Tensor y = raw::softmax(x, dim);
   autograd::record("softmax", {x}, {y},
                    [ya = raw::alias(y), dim](const Grads& g) {
@@ -21,7 +28,8 @@ Tensor softmax(const Tensor& x, int64_t dim) {
   return y;
 }
 
-Tensor log_softmax(const Tensor& x, int64_t dim) {
+Tensor log_softmax(const Tensor& x_in, int64_t dim) {
+  const Tensor x = autocast_upcast(x_in);
   Tensor y = raw::log_softmax(x, dim);
   autograd::record("log_softmax", {x}, {y},
                    [ya = raw::alias(y), dim](const Grads& g) {
@@ -31,8 +39,10 @@ Tensor log_softmax(const Tensor& x, int64_t dim) {
   return y;
 }
 
-Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& weight,
-                  const Tensor& bias, double eps) {
+Tensor layer_norm(const Tensor& x_in, const Shape& normalized_shape, const Tensor& weight_in,
+                  const Tensor& bias_in, double eps) {
+  const Tensor x = autocast_upcast(x_in), weight = autocast_upcast(weight_in),
+               bias = autocast_upcast(bias_in);
   const int64_t nd = int64_t(normalized_shape.size());
   CXR_CHECK(x.defined() && nd >= 1 && nd <= x.dim() &&
                 Shape(x.sizes().end() - nd, x.sizes().end()) == normalized_shape,
@@ -51,8 +61,10 @@ Tensor layer_norm(const Tensor& x, const Shape& normalized_shape, const Tensor& 
   return r.out;
 }
 
-Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias,
-                  double eps, bool silu) {
+Tensor group_norm(const Tensor& x_in, int64_t groups, const Tensor& weight_in,
+                  const Tensor& bias_in, double eps, bool silu) {
+  const Tensor x = autocast_upcast(x_in), weight = autocast_upcast(weight_in),
+               bias = autocast_upcast(bias_in);
   raw::NormResult r = raw::group_norm(x, groups, weight, bias, eps, silu);
   const raw::NormResult stats{Tensor(), r.mean, r.rstd};
   autograd::record(silu ? "group_norm_silu" : "group_norm", {x, weight, bias}, {r.out},
@@ -100,8 +112,11 @@ Tensor embedding(const Tensor& weight, const Tensor& indices) {
   return out;
 }
 
-Tensor scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,
+Tensor scaled_dot_product_attention(const Tensor& q_in, const Tensor& k_in, const Tensor& v_in,
                                     const Tensor& mask, bool causal, double scale) {
+  // A floating mask keeps its dtype (the kernel converts it): a float32 mask of -1e9 would become
+  // -inf in float16.
+  const Tensor q = autocast_lower(q_in), k = autocast_lower(k_in), v = autocast_lower(v_in);
   raw::AttentionResult r = raw::scaled_dot_product_attention(q, k, v, mask, causal, scale);
   autograd::record("scaled_dot_product_attention", {q, k, v}, {r.out},
                    [q, k, v, mask, causal, scale,
