@@ -126,8 +126,9 @@ class ClassifierTask : public TrainTask {
   }
 
  private:
+  // The batch goes to the model's device (config "device"); targets follow the logits.
   Tensor logits(models::RunnableModel& model, const data::Batch& batch) const {
-    Tensor x = batch.images;
+    Tensor x = raw::to(batch.images, Device::parse(config_.device));
     // 3-channel models (ImageNet weights) see the gray image replicated.
     if (in_channels_ == 3 && x.size(1) == 1) x = expand(x, {x.size(0), 3, x.size(2), x.size(3)});
     return model.forward({{"input", x}}).at("output");
@@ -141,11 +142,12 @@ class ClassifierTask : public TrainTask {
       if (std::isnan(y[i])) y[i] = w[i] = 0.0f;
       known += w[i];
     }
-    const Tensor target = raw::from_vector(y, labels.sizes());
-    const Tensor weight = raw::from_vector(w, labels.sizes());
-    return div(
-        binary_cross_entropy_with_logits(logits, target, weight, pos_weight_, Reduction::Sum),
-        std::max(known, 1.0));
+    const Device device = logits.device();
+    const Tensor target = raw::to(raw::from_vector(y, labels.sizes()), device);
+    const Tensor weight = raw::to(raw::from_vector(w, labels.sizes()), device);
+    const Tensor pos_weight = pos_weight_.defined() ? raw::to(pos_weight_, device) : pos_weight_;
+    return div(binary_cross_entropy_with_logits(logits, target, weight, pos_weight, Reduction::Sum),
+               std::max(known, 1.0));
   }
 
   TrainConfig config_;

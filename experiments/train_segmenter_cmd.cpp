@@ -82,15 +82,16 @@ class SegmenterTask : public TrainTask {
   }
 
  private:
+  // The batch goes to the model's device (config "device"); the target masks follow the logits.
   Tensor logits(models::RunnableModel& model, const data::Batch& batch) const {
-    Tensor x = batch.images;
+    Tensor x = raw::to(batch.images, Device::parse(config_.device));
     if (in_channels_ == 3 && x.size(1) == 1) x = expand(x, {x.size(0), 3, x.size(2), x.size(3)});
     return model.forward({{"input", x}}).at("output");
   }
 
   Tensor batch_loss(const Tensor& logits, const data::Batch& batch) const {
-    return models::dice_bce_loss(logits, raw::to(batch.masks, kFloat32), config_.dice_weight,
-                                 config_.bce_weight);
+    return models::dice_bce_loss(logits, raw::to(raw::to(batch.masks, kFloat32), logits.device()),
+                                 config_.dice_weight, config_.bce_weight);
   }
 
   TrainConfig config_;
