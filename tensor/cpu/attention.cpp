@@ -16,17 +16,22 @@
 // Fully masked rows (every key masked) give output 0 and LSE = +inf (so backward's P is 0), as
 // PyTorch's CPU flash kernel gives 0. Causal masking is top-left aligned (row i sees keys j <= i),
 // as torch.nn.functional.scaled_dot_product_attention(is_causal=True).
+//
+// CUDA tensors go to tensor/cuda/attention.cu after the shared validation (check_inputs), the
+// device check and the scale rule.
 #include <omp.h>  // omp_get_max_threads
 
 #include <cmath>
 #include <limits>
 #include <vector>
 
+#include "tensor/backend.h"  // kCudaBuilt, common_device
 #include "tensor/convert.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/loops.h"
 #include "tensor/cpu/nn_clones.h"
 #include "tensor/creation.h"
+#include "tensor/cuda/attention.h"
 #include "tensor/math.h"  // math::exp, the shared float32 exp
 #include "tensor/nn_ops.h"
 
@@ -417,6 +422,11 @@ DType work_dtype(DType t) {
   return t == kFloat64 ? kFloat64 : kFloat32;
 }
 
+// scale <= 0 means 1/sqrt(D).
+double resolved_scale(double scale, int64_t D) {
+  return scale > 0 ? scale : 1.0 / std::sqrt(double(std::max<int64_t>(D, 1)));
+}
+
 Shape with_last_two(const Shape& batch, int64_t a, int64_t b) {
   Shape s = batch;
   s.push_back(a);
@@ -434,6 +444,9 @@ Tensor work_mask(const Tensor& mask, DType work) {
 
 int64_t scaled_dot_product_attention_workspace_bytes(const Tensor& q, const Tensor& k,
                                                      const Tensor& v, int threads) {
+  // The CUDA kernels keep their tiles in shared memory and read every dtype in place: the forward
+  // allocates no scratch beyond its results.
+  if (q.device().is_cuda()) return 0;
   const DType work = work_dtype(q.dtype());
   const int64_t es = int64_t(dtype_size(work));
   const int64_t D = q.size(-1), S = k.size(-2);
@@ -451,11 +464,15 @@ AttentionResult scaled_dot_product_attention(const Tensor& q_in, const Tensor& k
                                              double scale) {
   const char* op = "scaled_dot_product_attention";
   Geometry g = check_inputs(q_in, k_in, v_in, mask_in, causal, op);
+  const double sc = resolved_scale(scale, g.D);
+  const Device device = common_device(op, {q_in, k_in, v_in, mask_in});
+  if constexpr (kCudaBuilt)
+    if (device.is_cuda())
+      return cuda::scaled_dot_product_attention(q_in, k_in, v_in, mask_in, causal, sc);
   const DType work = work_dtype(q_in.dtype());
   Tensor q = to(q_in, work), k = to(k_in, work), v = to(v_in, work);
   Tensor mask = work_mask(mask_in, work);
   fill_offsets(g, q, k, v, mask);
-  const double sc = scale > 0 ? scale : 1.0 / std::sqrt(double(std::max<int64_t>(g.D, 1)));
   AttentionResult r;
   Tensor out = empty(with_last_two(g.batch, g.L, g.Dv), work);
   r.lse = empty(Shape(out.sizes().begin(), out.sizes().end() - 1), work);
@@ -488,13 +505,19 @@ AttentionGrads scaled_dot_product_attention_backward(const Tensor& grad_out, con
   CXR_CHECK(saved.out.defined() && saved.out.sizes() == out_shape && saved.lse.defined() &&
                 saved.lse.numel() == g.bh * g.L,
             op, ": saved forward results do not match the inputs");
+  const double sc = resolved_scale(scale, g.D);
+  const Device device =
+      common_device(op, {grad_out, q_in, k_in, v_in, mask_in, saved.out, saved.lse});
+  if constexpr (kCudaBuilt)
+    if (device.is_cuda())
+      return cuda::scaled_dot_product_attention_backward(grad_out, q_in, k_in, v_in, saved, mask_in,
+                                                         causal, sc);
   const DType work = work_dtype(q_in.dtype());
   Tensor q = to(q_in, work), k = to(k_in, work), v = to(v_in, work);
   Tensor mask = work_mask(mask_in, work);
   Tensor dout = to(grad_out, work), out = to(saved.out, work);
   Tensor lse = contiguous(to(saved.lse, work));
   fill_offsets(g, q, k, v, mask);
-  const double sc = scale > 0 ? scale : 1.0 / std::sqrt(double(std::max<int64_t>(g.D, 1)));
   AttentionGrads r;
   Tensor dq = empty(with_last_two(g.batch, g.L, g.D), work);
   Tensor dk = empty(with_last_two(g.batch, g.S, g.D), work);
