@@ -1,7 +1,9 @@
 // Counter-based random numbers: Philox 4x32-10 (Salmon et al., SC'11; Random123 philox.h).
 // Element i of a draw uses counter (i/4, stream) and lane i%4, keyed by the seed, so the numbers
-// depend only on (seed, stream offset, element index): the same for any thread count and, with
-// the CUDA issue, on the GPU.
+// depend only on (seed, stream offset, element index): the same for any thread count and on the
+// GPU, where the draws of a `device` argument are generated (tensor/cuda/random.cu) with the same
+// counters, the same reservation from the Generator and the same conversions
+// (tensor/random_math.h), bit for bit.
 #pragma once
 
 #include <array>
@@ -44,9 +46,14 @@ struct Philox4x32 {
   }
 };
 
-// Exact conversions of a 32-bit word to float (spec/kernels.md §4): the top 24 bits scaled by 2^-24.
-CXR_HD float uniform_open_closed(uint32_t x) { return float((x >> 8) + 1u) * 5.9604644775390625e-8f; }
-CXR_HD float uniform_closed_open(uint32_t x) { return float(x >> 8) * 5.9604644775390625e-8f; }
+// Exact conversions of a 32-bit word to float (spec/kernels.md §4): the top 24 bits scaled by
+// 2^-24.
+CXR_HD float uniform_open_closed(uint32_t x) {
+  return float((x >> 8) + 1u) * 5.9604644775390625e-8f;
+}
+CXR_HD float uniform_closed_open(uint32_t x) {
+  return float(x >> 8) * 5.9604644775390625e-8f;
+}
 
 // A seeded stream of Philox blocks. Each draw reserves a contiguous range of 128-bit counters, so
 // successive draws never overlap and a draw's numbers do not depend on how it is parallelised.
@@ -80,19 +87,23 @@ Generator& default_generator();
 void manual_seed(uint64_t seed);
 
 namespace raw {
+// Draws are made on `device` (the generator stays on the host: only its seed and reserved offset
+// travel to the kernel).
 // Uniform in [low, high).
 Tensor rand(const Shape& shape, Generator& gen, DType dtype = kFloat32, double low = 0.0,
-            double high = 1.0);
+            double high = 1.0, Device device = Device::cpu());
 // Normal(mean, std) by Box-Muller on pairs of uniforms.
 Tensor randn(const Shape& shape, Generator& gen, DType dtype = kFloat32, double mean = 0.0,
-             double std = 1.0);
+             double std = 1.0, Device device = Device::cpu());
 // Integers uniform in [low, high).
-Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen, DType dtype = kInt64);
-// 1 with probability p[i] (p is a tensor of probabilities), else 0; same dtype as p.
+Tensor randint(int64_t low, int64_t high, const Shape& shape, Generator& gen, DType dtype = kInt64,
+               Device device = Device::cpu());
+// 1 with probability p[i] (p is a tensor of probabilities), else 0; same dtype and device as p.
 Tensor bernoulli(const Tensor& p, Generator& gen);
 // 1 with probability p, else 0.
-Tensor bernoulli(const Shape& shape, double p, Generator& gen, DType dtype = kFloat32);
-// A random permutation of 0..n-1 (int64).
+Tensor bernoulli(const Shape& shape, double p, Generator& gen, DType dtype = kFloat32,
+                 Device device = Device::cpu());
+// A random permutation of 0..n-1 (int64), generated on the CPU.
 Tensor randperm(int64_t n, Generator& gen);
 }  // namespace raw
 

@@ -9,12 +9,18 @@
 // statistic; e.g. Ioffe & Szegedy 2015, §3): dx = rstd * (gy - mean(gy) - xhat * mean(gy * xhat)),
 // dw = sum(g * xhat), db = sum(g). With the fused SiLU, y = z sigmoid(z) where z = xhat w + b, and
 // g is first multiplied by silu'(z) = s (1 + z (1 - s)), s = sigmoid(z).
+//
+// Tensors on a CUDA device take the same validation and conversions (to the work dtype,
+// contiguous) and run the kernels of tensor/cuda/norm.cu in place of the CPU loops; the saved
+// statistics have the same dtypes and shapes on both.
 #include <cmath>
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/convert.h"
 #include "tensor/cpu/nn_clones.h"
 #include "tensor/creation.h"
+#include "tensor/cuda/norm.h"
 #include "tensor/math.h"  // math::SiluFn, the shared SiLU and its derivative
 #include "tensor/nn_ops.h"
 
@@ -358,10 +364,8 @@ std::vector<double> channel_sums_all(const T* g, const T* x, NCHW s, const T* me
   return sums;
 }
 
-// dw[c] = sum_n sum(dz * xhat), db[c] = sum_n sum(dz), summed over n in order.
-NormGrads param_grads_from_sums(const std::vector<double>& sums, NCHW s, DType work, bool want_w) {
-  NormGrads r;
-  Tensor dw = empty({s.c}, kFloat64), db = empty({s.c}, kFloat64);
+// dw[c] = sum_n sum(dz * xhat), db[c] = sum_n sum(dz), summed over n in order (float64 [C]).
+void param_sums(const std::vector<double>& sums, NCHW s, Tensor& dw, Tensor& db) {
   double* pw = dw.data<double>();
   double* pb = db.data<double>();
   for (int64_t c = 0; c < s.c; ++c) {
@@ -373,6 +377,11 @@ NormGrads param_grads_from_sums(const std::vector<double>& sums, NCHW s, DType w
     pb[c] = a;
     pw[c] = e;
   }
+}
+
+// The float64 parameter-gradient sums as the work dtype (weight only when wanted).
+NormGrads param_grads(const Tensor& dw, const Tensor& db, DType work, bool want_w) {
+  NormGrads r;
   if (want_w) r.weight = to(dw, work);
   r.bias = to(db, work);
   return r;
@@ -430,6 +439,7 @@ NormResult layer_norm(const Tensor& x_in, int64_t normalized_ndim, const Tensor&
                       const Tensor& bias, double eps) {
   const char* op = "layer_norm";
   check_floating(x_in, op);
+  const Device dev = common_device(op, {x_in, weight, bias});
   CXR_CHECK(normalized_ndim >= 1 && normalized_ndim <= x_in.dim(), op, ": normalized_ndim ",
             normalized_ndim, " must be in [1, ", x_in.dim(), "] for input ", describe(x_in));
   CXR_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
@@ -441,10 +451,12 @@ NormResult layer_norm(const Tensor& x_in, int64_t normalized_ndim, const Tensor&
   const int64_t n = shape_numel(norm_shape);
   const int64_t rows = n > 0 ? x.numel() / n : 0;
   NormResult r;
-  Tensor y = empty(x.sizes(), work);
-  r.mean = empty({rows}, work);
-  r.rstd = empty({rows}, work);
-  if (x.numel() > 0) {
+  Tensor y = empty(x.sizes(), work, dev);
+  r.mean = empty({rows}, work, dev);
+  r.rstd = empty({rows}, work, dev);
+  if constexpr (kCudaBuilt)
+    if (dev.is_cuda()) cuda::layer_norm(x, y, r.mean, r.rstd, rows, n, w, b, eps);
+  if (dev.is_cpu() && x.numel() > 0) {
     dispatch_work(work, [&]<typename T>() {
       layer_norm_kernel<T>(x, y, r.mean, r.rstd, rows, n, w, b, eps);
     });
@@ -457,6 +469,7 @@ NormGrads layer_norm_backward(const Tensor& grad, const Tensor& x_in, const Norm
                               const Tensor& weight, int64_t normalized_ndim) {
   const char* op = "layer_norm_backward";
   check_floating(x_in, op);
+  const Device dev = common_device(op, {grad, x_in, saved.mean, saved.rstd, weight});
   CXR_CHECK(grad.sizes() == x_in.sizes(), op, ": grad ", describe(grad), " and input ",
             describe(x_in), " must have the same shape");
   CXR_CHECK(normalized_ndim >= 1 && normalized_ndim <= x_in.dim(), op, ": normalized_ndim ",
@@ -473,9 +486,11 @@ NormGrads layer_norm_backward(const Tensor& grad, const Tensor& x_in, const Norm
   Tensor g = contiguous(to(grad, work));
   Tensor mean = contiguous(to(saved.mean, work));
   Tensor rstd = contiguous(to(saved.rstd, work));
-  Tensor dx = empty(x.sizes(), work);
-  Tensor dw = zeros(norm_shape, kFloat64), db = zeros(norm_shape, kFloat64);
-  if (x.numel() > 0) {
+  Tensor dx = empty(x.sizes(), work, dev);
+  Tensor dw = zeros(norm_shape, kFloat64, dev), db = zeros(norm_shape, kFloat64, dev);
+  if constexpr (kCudaBuilt)
+    if (dev.is_cuda()) cuda::layer_norm_backward(g, x, dx, mean, rstd, w, rows, n, dw, db);
+  if (dev.is_cpu() && x.numel() > 0) {
     dispatch_work(work, [&]<typename T>() {
       layer_norm_backward_kernel<T>(g, x, dx, mean, rstd, w, rows, n, dw.data<double>(),
                                     db.data<double>());
@@ -495,6 +510,7 @@ NormResult group_norm(const Tensor& x_in, int64_t groups, const Tensor& weight, 
                       double eps, bool silu) {
   const char* op = "group_norm";
   check_floating(x_in, op);
+  const Device dev = common_device(op, {x_in, weight, bias});
   const NCHW s = nchw_of(x_in, op);
   CXR_CHECK(groups >= 1 && s.c % groups == 0, op, ": the ", s.c, " channels of input ",
             describe(x_in), " cannot be split into ", groups, " groups");
@@ -503,12 +519,15 @@ NormResult group_norm(const Tensor& x_in, int64_t groups, const Tensor& weight, 
   Tensor w = param(weight, {s.c}, work, op, "weight");
   Tensor b = param(bias, {s.c}, work, op, "bias");
   Tensor x = contiguous(to(x_in, work));
-  Tensor y = empty(x.sizes(), work);
+  Tensor y = empty(x.sizes(), work, dev);
   NormResult r;
-  r.mean = empty({s.n, groups}, work);
-  r.rstd = empty({s.n, groups}, work);
+  r.mean = empty({s.n, groups}, work, dev);
+  r.rstd = empty({s.n, groups}, work, dev);
   const int64_t cpg = s.c / groups, m = cpg * s.hw;
-  if (x.numel() > 0) {
+  if constexpr (kCudaBuilt)
+    if (dev.is_cuda())
+      cuda::group_norm(x, y, r.mean, r.rstd, s.n, s.c, s.hw, groups, w, b, eps, silu);
+  if (dev.is_cpu() && x.numel() > 0) {
     dispatch_work(work, [&]<typename T>() {
       const T* xp = x.data<T>();
       T* mp = r.mean.data<T>();
@@ -533,6 +552,7 @@ NormGrads group_norm_backward(const Tensor& grad, const Tensor& x_in, const Norm
                               const Tensor& weight, const Tensor& bias, int64_t groups, bool silu) {
   const char* op = "group_norm_backward";
   check_floating(x_in, op);
+  const Device dev = common_device(op, {grad, x_in, saved.mean, saved.rstd, weight, bias});
   CXR_CHECK(grad.sizes() == x_in.sizes(), op, ": grad ", describe(grad), " and input ",
             describe(x_in), " must have the same shape");
   const NCHW s = nchw_of(x_in, op);
@@ -548,12 +568,15 @@ NormGrads group_norm_backward(const Tensor& grad, const Tensor& x_in, const Norm
   Tensor g = contiguous(to(grad, work));
   Tensor mean = contiguous(to(saved.mean, work));
   Tensor rstd = contiguous(to(saved.rstd, work));
-  Tensor dx = empty(x.sizes(), work);
+  Tensor dx = empty(x.sizes(), work, dev);
+  Tensor dw = zeros({s.c}, kFloat64, dev), db = zeros({s.c}, kFloat64, dev);
   const int64_t cpg = s.c / groups;
   const double m = double(cpg * s.hw);
-  NormGrads r;
+  if constexpr (kCudaBuilt)
+    if (dev.is_cuda())
+      cuda::group_norm_backward(g, x, dx, mean, rstd, w, b, s.n, s.c, s.hw, groups, silu, dw, db);
   std::vector<double> sums(size_t(s.n * s.c * 2), 0.0);
-  if (x.numel() > 0) {
+  if (dev.is_cpu() && x.numel() > 0) {
     dispatch_work(work, [&]<typename T>() {
       const T *gp = g.data<T>(), *xp = x.data<T>(), *mp = mean.data<T>(), *rp = rstd.data<T>();
       const T* wp = ptr_or_null<T>(w);
@@ -583,7 +606,8 @@ NormGrads group_norm_backward(const Tensor& grad, const Tensor& x_in, const Norm
       }
     });
   }
-  r = param_grads_from_sums(sums, s, work, weight.defined());
+  if (dev.is_cpu()) param_sums(sums, s, dw, db);
+  NormGrads r = param_grads(dw, db, work, weight.defined());
   if (r.weight.defined()) r.weight = to(r.weight, weight.dtype());
   r.bias = to(r.bias, bias.defined() ? bias.dtype() : x_in.dtype());
   r.input = to(dx, x_in.dtype());
@@ -598,6 +622,7 @@ NormResult batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bi
                       double momentum, double eps) {
   const char* op = "batch_norm";
   check_floating(x_in, op);
+  const Device dev = common_device(op, {x_in, weight, bias, running_mean, running_var});
   const NCHW s = nchw_of(x_in, op);
   CXR_CHECK(eps >= 0, op, ": eps must be >= 0, got ", eps);
   const DType work = work_dtype(x_in);
@@ -616,9 +641,24 @@ NormResult batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bi
   CXR_CHECK(!training || per_channel > 1, op,
             ": expected more than 1 value per channel when training, got input ", describe(x_in));
   Tensor x = contiguous(to(x_in, work));
-  Tensor y = empty(x.sizes(), work);
+  Tensor y = empty(x.sizes(), work, dev);
   NormResult r;
-  if (training) {
+  if (training && dev.is_cuda()) {
+    if constexpr (kCudaBuilt) {
+      r.mean = empty({s.c}, work, dev);
+      r.rstd = empty({s.c}, work, dev);
+      Tensor var = empty({s.c}, kFloat64, dev);
+      cuda::batch_norm_stats(x, s.n, s.c, s.hw, eps, r.mean, r.rstd, var);
+      if (running_mean.defined()) {
+        // As on the CPU below: the batch mean as rounded to the work dtype, the unbiased variance.
+        const double unbias = double(per_channel) / double(per_channel - 1);
+        cuda::batch_norm_update_running(running_mean, to(r.mean, kFloat64), momentum, 1.0);
+        cuda::batch_norm_update_running(running_var, var, momentum, unbias);
+        running_mean.storage()->bump_version();
+        running_var.storage()->bump_version();
+      }
+    }
+  } else if (training) {
     r.mean = empty({s.c}, work);
     r.rstd = empty({s.c}, work);
     std::vector<double> var(size_t(s.c), 0.0);
@@ -661,6 +701,12 @@ NormResult batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bi
       update(running_mean, [&](int64_t c) { return bm.data<double>()[c]; });
       update(running_var, [&](int64_t c) { return var[size_t(c)] * unbias; });
     }
+  } else if (dev.is_cuda()) {
+    if constexpr (kCudaBuilt) {
+      r.mean = contiguous(clone(to(running_mean, work)));
+      r.rstd = empty({s.c}, work, dev);
+      cuda::batch_norm_rstd(contiguous(to(running_var, kFloat64)), eps, r.rstd);
+    }
   } else {
     r.mean = clone(to(running_mean, work));
     Tensor rv = to(running_var, kFloat64);
@@ -669,7 +715,9 @@ NormResult batch_norm(const Tensor& x_in, const Tensor& weight, const Tensor& bi
     r.rstd = to(rs, work);
     r.mean = contiguous(r.mean);
   }
-  if (x.numel() > 0) {
+  if constexpr (kCudaBuilt)
+    if (dev.is_cuda()) cuda::batch_norm_apply(x, y, r.mean, r.rstd, s.n, s.c, s.hw, w, b);
+  if (dev.is_cpu() && x.numel() > 0) {
     dispatch_work(work, [&]<typename T>() {
       apply_channels<T>(x.data<T>(), y.data<T>(), s, r.mean.data<T>(), r.rstd.data<T>(),
                         ptr_or_null<T>(w), ptr_or_null<T>(b), false,
@@ -684,6 +732,7 @@ NormGrads batch_norm_backward(const Tensor& grad, const Tensor& x_in, const Norm
                               const Tensor& weight, bool training) {
   const char* op = "batch_norm_backward";
   check_floating(x_in, op);
+  const Device dev = common_device(op, {grad, x_in, saved.mean, saved.rstd, weight});
   CXR_CHECK(grad.sizes() == x_in.sizes(), op, ": grad ", describe(grad), " and input ",
             describe(x_in), " must have the same shape");
   const NCHW s = nchw_of(x_in, op);
@@ -696,10 +745,14 @@ NormGrads batch_norm_backward(const Tensor& grad, const Tensor& x_in, const Norm
   Tensor g = contiguous(to(grad, work));
   Tensor mean = contiguous(to(saved.mean, work));
   Tensor rstd = contiguous(to(saved.rstd, work));
-  Tensor dx = empty(x.sizes(), work);
+  Tensor dx = empty(x.sizes(), work, dev);
+  Tensor dw = zeros({s.c}, kFloat64, dev), db = zeros({s.c}, kFloat64, dev);
   const double m = double(s.n * s.hw);
+  if constexpr (kCudaBuilt)
+    if (dev.is_cuda())
+      cuda::batch_norm_backward(g, x, dx, mean, rstd, w, s.n, s.c, s.hw, training, dw, db);
   std::vector<double> sums(size_t(s.n * s.c * 2), 0.0);
-  if (x.numel() > 0) {
+  if (dev.is_cpu() && x.numel() > 0) {
     dispatch_work(work, [&]<typename T>() {
       const T *gp = g.data<T>(), *xp = x.data<T>(), *mp = mean.data<T>(), *rp = rstd.data<T>();
       const T* wp = ptr_or_null<T>(w);
@@ -730,7 +783,8 @@ NormGrads batch_norm_backward(const Tensor& grad, const Tensor& x_in, const Norm
       }
     });
   }
-  NormGrads r = param_grads_from_sums(sums, s, work, weight.defined());
+  if (dev.is_cpu()) param_sums(sums, s, dw, db);
+  NormGrads r = param_grads(dw, db, work, weight.defined());
   if (r.weight.defined()) r.weight = to(r.weight, weight.dtype());
   r.bias = to(r.bias, weight.defined() ? weight.dtype() : x_in.dtype());
   r.input = to(dx, x_in.dtype());
