@@ -58,7 +58,8 @@ Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
   Shape in_shape = t.sizes();
   autograd::record("index_select", {t}, {out},
                    [=](const Grads& g) {
-                     return Grads{index_add(raw::zeros(in_shape, g[0].dtype()), dim, index, g[0])};
+                     return Grads{index_add(raw::zeros(in_shape, g[0].dtype(), g[0].device()), dim,
+                                            index, g[0])};
                    },
                    {index});
   return out;
@@ -78,12 +79,12 @@ Tensor index_add(const Tensor& t, int64_t dim, const Tensor& index, const Tensor
 Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
   Tensor out = raw::gather(t, dim, index);
   Shape in_shape = t.sizes();
-  autograd::record(
-      "gather", {t}, {out},
-      [=](const Grads& g) {
-        return Grads{scatter_add(raw::zeros(in_shape, g[0].dtype()), dim, index, g[0])};
-      },
-      {index});
+  autograd::record("gather", {t}, {out},
+                   [=](const Grads& g) {
+                     return Grads{scatter_add(raw::zeros(in_shape, g[0].dtype(), g[0].device()),
+                                              dim, index, g[0])};
+                   },
+                   {index});
   return out;
 }
 
@@ -123,7 +124,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
   Tensor out = raw::where(cond, x, y);
   autograd::record("where", {x, y}, {out},
                    [cond](const Grads& g) {
-                     Tensor zero = raw::zeros({}, g[0].dtype());
+                     Tensor zero = raw::zeros({}, g[0].dtype(), g[0].device());
                      return Grads{where(cond, g[0], zero), where(cond, zero, g[0])};
                    },
                    {cond});
@@ -208,10 +209,11 @@ Tensor pad(const Tensor& t, const std::vector<int64_t>& widths, PadMode mode, do
       const int64_t d = int64_t(in_shape.size()) - 1 - int64_t(i);
       const int64_t b = widths[2 * i], n = in_shape[size_t(d)];
       if (b == 0 && widths[2 * i + 1] == 0) continue;
-      Tensor index = pad_source_index(grad.sizes()[size_t(d)], b, n, mode);
+      // Built on the host (a few integers per padded dim) and moved to the gradient's device.
+      Tensor index = raw::to(pad_source_index(grad.sizes()[size_t(d)], b, n, mode), grad.device());
       Shape shape = grad.sizes();
       shape[size_t(d)] = n;
-      grad = index_add(raw::zeros(shape, grad.dtype()), d, index, grad);
+      grad = index_add(raw::zeros(shape, grad.dtype(), grad.device()), d, index, grad);
     }
     return Grads{grad};
   });

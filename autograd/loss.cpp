@@ -1,5 +1,6 @@
 // Loss functions. Forward values use raw ops (and, for the class-index losses, one loop over the
-// samples); each loss records a single node whose backward is the analytic gradient:
+// samples, on the host also for device inputs); each loss records a single node whose backward
+// is the analytic gradient:
 //   mse:  d/dx (x-t)^2 = 2(x-t)                     l1:  d/dx |x-t| = sign(x-t)
 //   bce:  l = (1-t)x + lw·softplus(-x), lw = 1+(pw-1)t:
 //         dl/dx = (1-t) - lw·sigmoid(-x),  dl/dt = -x + (pw-1)·softplus(-x)
@@ -169,8 +170,13 @@ Tensor class_index_loss(const Tensor& input, const Tensor& target, const Tensor&
   const DType work = input.dtype() == kFloat64 ? kFloat64 : kFloat32;
   const Tensor logp_in = from_logits ? raw::log_softmax(input, g.cdim) : input;
   const Tensor logp = raw::contiguous(raw::reshape(raw::to(logp_in, work), {g.n, g.c, g.k}));
-  const ClassLoss cl = work == kFloat64 ? class_loss_forward<double>(logp, t, g, w, ignore, eps)
-                                        : class_loss_forward<float>(logp, t, g, w, ignore, eps);
+  // The per-sample loops run on the host: on a device the log-probabilities are copied to the cpu
+  // (the softmax and its backward stay on the device), and the results are copied back.
+  const Device device = input.device();
+  const Tensor logp_host = raw::to(logp, Device::cpu());
+  const ClassLoss cl = work == kFloat64
+                           ? class_loss_forward<double>(logp_host, t, g, w, ignore, eps)
+                           : class_loss_forward<float>(logp_host, t, g, w, ignore, eps);
   Tensor out;
   if (red == Reduction::None) {
     out = raw::reshape(cl.per_sample, g.out);
@@ -182,14 +188,15 @@ Tensor class_index_loss(const Tensor& input, const Tensor& target, const Tensor&
     for (double x : v) s += x;
     out = raw::scalar_tensor(red == Reduction::Sum ? s : s / cl.weight_sum, work);
   }
-  out = raw::to(out, input.dtype());
+  out = raw::to(raw::to(out, input.dtype()), device);
   const double divisor = red == Reduction::Mean ? cl.weight_sum : 1.0;
   autograd::record(op, {input}, {out}, [=](const Grads& grads) {
-    Tensor gs = raw::contiguous(raw::to(grads[0], work));
+    Tensor gs = raw::contiguous(raw::to(raw::to(grads[0], work), Device::cpu()));
     if (divisor != 1.0) gs = raw::mul(gs, 1.0 / divisor);
     gs = raw::reshape(gs, {gs.numel()});
-    Tensor dp = work == kFloat64 ? class_loss_backward<double>(gs, t, g, w, ignore, eps)
-                                 : class_loss_backward<float>(gs, t, g, w, ignore, eps);
+    const Tensor dp_host = work == kFloat64 ? class_loss_backward<double>(gs, t, g, w, ignore, eps)
+                                            : class_loss_backward<float>(gs, t, g, w, ignore, eps);
+    const Tensor dp = raw::to(dp_host, device);
     Tensor dx = from_logits ? raw::log_softmax_backward(dp, logp, 1) : dp;
     return Grads{raw::to(raw::reshape(dx, input.sizes()), input.dtype())};
   });

@@ -5,12 +5,16 @@
 
 #include <algorithm>
 #include <cmath>
+#include <utility>
 #include <vector>
 
 #include "autograd/grad_mode.h"  // NoGradGuard
-#include "nn/fused.h"            // detail::for_each_element
 #include "tensor/creation.h"
 #include "tensor/elementwise.h"
+#include "tensor/indexing.h"   // raw::cat of per-tensor norms
+#include "tensor/optim_ops.h"  // raw::ema_update_
+#include "tensor/reduce.h"     // raw::norm
+#include "tensor/views.h"      // raw::reshape
 
 namespace cxr::nn {
 
@@ -48,8 +52,8 @@ std::vector<Tensor> defined_grads(const std::vector<Tensor>& params) {
     CXR_CHECK(p.defined(), "clip_grad: a parameter is undefined");
     Tensor g = p.grad();
     if (!g.defined()) continue;
-    CXR_CHECK(is_floating(g.dtype()) && g.device().is_cpu(), "clip_grad: gradient ", describe(g),
-              " on ", g.device().str(), "; expected a floating cpu tensor");
+    CXR_CHECK(is_floating(g.dtype()), "clip_grad: gradient ", describe(g),
+              "; expected a floating tensor");
     grads.push_back(g);
   }
   return grads;
@@ -61,10 +65,27 @@ double grad_norm(const std::vector<Tensor>& params, double norm_type) {
   CXR_CHECK(norm_type > 0.0, "grad_norm: norm_type must be > 0 (or inf), got ", norm_type);
   const bool is_max = std::isinf(norm_type);
   double total = 0.0;
+  // Device gradients: each one's norm in float64 on its device, then the norm of those norms
+  // (sum |g|^p over all elements, grouped by tensor), read back once per device.
+  std::vector<std::pair<Device, std::vector<Tensor>>> device_norms;
   for (const Tensor& g : defined_grads(params)) {
+    if (g.numel() == 0) continue;  // adds nothing to any norm
+    if (!g.device().is_cpu()) {
+      const Tensor n = raw::reshape(raw::norm(raw::to(g, kFloat64), norm_type), {1});
+      auto it = std::find_if(device_norms.begin(), device_norms.end(),
+                             [&](const auto& entry) { return entry.first == g.device(); });
+      if (it == device_norms.end()) it = device_norms.insert(device_norms.end(), {g.device(), {}});
+      it->second.push_back(n);
+      continue;
+    }
     const Tensor c = raw::contiguous(g);
     auto kernel = [&]<typename T>() { return reduce_abs_pow(c.data<T>(), c.numel(), norm_type); };
     const double part = CXR_DISPATCH_FLOAT(c.dtype(), "grad_norm", kernel);
+    total = is_max ? ((part > total || part != part) ? part : total) : total + part;
+  }
+  for (const auto& [device, norms] : device_norms) {
+    const double n = raw::norm(raw::cat(norms, 0), norm_type).item();
+    const double part = is_max ? n : std::pow(n, norm_type);
     total = is_max ? ((part > total || part != part) ? part : total) : total + part;
   }
   if (is_max) return total;
@@ -120,8 +141,8 @@ EMA::EMA(const std::vector<Tensor>& params, const EMAOptions& options)
             options.min_decay);
   CXR_CHECK(options.inv_gamma > 0.0 && options.power > 0.0, "EMA: inv_gamma and power must be > 0");
   for (size_t i = 0; i < params.size(); ++i) {
-    CXR_CHECK(params[i].defined() && is_floating(params[i].dtype()) && params[i].device().is_cpu(),
-              "EMA: tensor ", i, " must be a defined floating cpu tensor, got ",
+    CXR_CHECK(params[i].defined() && is_floating(params[i].dtype()), "EMA: tensor ", i,
+              " must be a defined floating tensor, got ",
               params[i].defined() ? describe(params[i]) : std::string("undefined"));
     shadow_.push_back(raw::clone(params[i]));
   }
@@ -151,13 +172,7 @@ void EMA::update() {
       raw::copy_(s, p);
       continue;
     }
-    auto kernel = [&]<typename T>() {
-      using C = compute_t<T>;
-      const C one_minus_decay = C(1.0 - last_decay_);
-      detail::for_each_element<T, 2>(
-          {&s, &p}, [&](T& sv, const T& pv) { sv = T(C(sv) - one_minus_decay * (C(sv) - C(pv))); });
-    };
-    CXR_DISPATCH_FLOAT(p.dtype(), "EMA.update", kernel);
+    raw::ema_update_(s, p, last_decay_);
     s.storage()->bump_version();
   }
 }

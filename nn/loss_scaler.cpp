@@ -4,14 +4,16 @@
 // is multiplied).
 #include "nn/loss_scaler.h"
 
-#include <atomic>
+#include <algorithm>  // std::find_if
 #include <cmath>
+#include <utility>
+#include <vector>
 
 #include "autograd/elementwise.h"  // differentiable mul for scale()
 #include "autograd/grad_mode.h"    // NoGradGuard
-#include "nn/fused.h"              // detail::for_each_element
 #include "nn/optim.h"
 #include "tensor/creation.h"
+#include "tensor/optim_ops.h"  // raw::unscale_and_check_finite_
 
 namespace cxr::nn {
 
@@ -45,29 +47,33 @@ void LossScaler::unscale_(Optimizer& optimizer) {
             "last update()");
   CXR_CHECK(!state.stepped, "LossScaler.unscale_: called after step(); call it before");
   autograd::NoGradGuard no_grad;
-  const float inv_scale = float(1.0 / double(scale_));
-  std::atomic<bool> found{false};  // set (never cleared) by any thread that sees inf/NaN
+  std::vector<Tensor> grads;
   for (const ParamGroup& group : optimizer.param_groups()) {
     for (const Tensor& p : group.params) {
       const Tensor g = p.grad();
       if (!g.defined()) continue;
-      CXR_CHECK(is_floating(g.dtype()) && g.device().is_cpu(), "LossScaler.unscale_: gradient ",
-                describe(g), " on ", g.device().str(), "; expected a floating cpu tensor");
-      auto kernel = [&]<typename T>() {
-        using C = compute_t<T>;
-        const C inv = C(inv_scale);
-        detail::for_each_element<T, 1>({&g}, [&](T& v) {
-          const C x = C(v);
-          if (!std::isfinite(x)) found.store(true, std::memory_order_relaxed);
-          v = T(x * inv);
-        });
-      };
-      CXR_DISPATCH_FLOAT(g.dtype(), "LossScaler.unscale_", kernel);
-      g.storage()->bump_version();
+      CXR_CHECK(is_floating(g.dtype()), "LossScaler.unscale_: gradient ", describe(g),
+                "; expected a floating tensor");
+      grads.push_back(g);
     }
   }
+  // One fused pass per gradient; gradients on different devices are unscaled device by device
+  // (one host read-back of the inf/NaN flag per device).
+  const float inv_scale = float(1.0 / double(scale_));
+  bool found = false;
+  std::vector<std::pair<Device, std::vector<Tensor>>> by_device;
+  for (const Tensor& g : grads) {
+    auto it = std::find_if(by_device.begin(), by_device.end(),
+                           [&](const auto& entry) { return entry.first == g.device(); });
+    if (it == by_device.end()) it = by_device.insert(by_device.end(), {g.device(), {}});
+    it->second.push_back(g);
+  }
+  for (const auto& [device, list] : by_device) {
+    found = raw::unscale_and_check_finite_(list, inv_scale) || found;
+    for (const Tensor& g : list) g.storage()->bump_version();
+  }
   state.unscaled = true;
-  state.found_inf = found.load();
+  state.found_inf = found;
   found_inf_ = found_inf_ || state.found_inf;
 }
 

@@ -2,8 +2,8 @@
 // torch.cuda.amp.GradScaler: the loss is multiplied by a scale before backward so small float16
 // gradients do not flush to zero; before the optimizer step the gradients are divided by it
 // again and checked for inf/NaN. A step with non-finite gradients is skipped and the scale backs
-// off; after growth_interval clean steps in a row it grows. Pure CPU bookkeeping plus one fused
-// pass per gradient, so it works (and is tested) on CPU.
+// off; after growth_interval clean steps in a row it grows. CPU bookkeeping plus one fused pass
+// per gradient on its device (raw::unscale_and_check_finite_), so it works on cpu and cuda.
 //
 //   Tensor loss = ...; backward(scaler.scale(loss));
 //   scaler.unscale_(opt);  // optional: only needed to clip or inspect the true gradients

@@ -5,7 +5,8 @@
 
 #include "autograd/nn_ops.h"  // group_norm, layer_norm, batch_norm
 #include "nn/init.h"
-#include "tensor/creation.h"  // raw::empty, raw::zeros
+#include "tensor/creation.h"     // raw::empty, raw::zeros
+#include "tensor/elementwise.h"  // raw::binary_ (the batch counter)
 
 namespace cxr::nn {
 
@@ -126,10 +127,11 @@ Tensor BatchNorm2d::forward(const Tensor& x) {
   // average factor 1 / num_batches_tracked.
   double momentum = options.momentum.value_or(0.0);
   if (is_training() && options.track_running_stats) {
-    int64_t* count = num_batches_tracked.data<int64_t>();
-    *count += 1;
-    num_batches_tracked.storage()->bump_version();
-    if (!options.momentum) momentum = 1.0 / double(*count);
+    // The counter lives on the module's device: incremented there, read back only when the
+    // momentum needs it.
+    raw::binary_(BinaryOp::Add, num_batches_tracked,
+                 raw::ones({}, kInt64, num_batches_tracked.device()));
+    if (!options.momentum) momentum = 1.0 / num_batches_tracked.item();
   }
   const bool use_batch_stats = is_training() || !options.track_running_stats;
   return batch_norm(x, running_mean, running_var, weight, bias, use_batch_stats, momentum,

@@ -1,17 +1,17 @@
 // SGD, Adam and AdamW. Each update follows the operation order of torch.optim's single-tensor
 // implementations (torch/optim/sgd.py _single_tensor_sgd, adam.py _single_tensor_adam), with
 // scalars rounded to the parameter's compute type as ATen does, so results agree with torch to a
-// few ulps; the whole update of one parameter is one fused pass over its memory.
+// few ulps. The per-element math is tensor/optim_math.h: the whole update of one parameter is one
+// fused pass (raw::sgd_update_ / raw::adam_update_) on the parameter's device, cpu or cuda.
 #include "nn/optim.h"
 
 #include <charconv>  // std::from_chars for state keys
-#include <cmath>
 #include <set>
 #include <string_view>
 
 #include "autograd/grad_mode.h"  // NoGradGuard
-#include "nn/fused.h"            // detail::for_each_element
 #include "tensor/creation.h"
+#include "tensor/optim_ops.h"
 
 namespace cxr::nn {
 
@@ -54,8 +54,6 @@ Optimizer::Optimizer(const char* op, std::vector<ParamGroupOptions> groups, doub
       CXR_CHECK(p.defined(), op, ": parameter ", i, " of group ", g, " is undefined");
       CXR_CHECK(is_floating(p.dtype()), op, ": parameter ", i, " of group ", g, " is ", describe(p),
                 "; only floating tensors can be optimized");
-      CXR_CHECK(p.device().is_cpu(), op, ": parameter ", i, " of group ", g, " is on ",
-                p.device().str(), "; optimizers run on cpu tensors for now");
       CXR_CHECK(p.is_leaf(), op, ": parameter ", i, " of group ", g,
                 " is not a leaf tensor (it was computed by a differentiable op)");
       CXR_CHECK(seen.insert(p.unsafe_impl()).second, op, ": parameter ", i, " of group ", g,
@@ -168,7 +166,10 @@ void Optimizer::load_state_dict(const std::map<std::string, Tensor>& state) {
       } else {
         CXR_CHECK(t.sizes() == p.sizes() && t.dtype() == p.dtype(), op, ".load_state_dict: '", key,
                   "' is ", describe(t), " but parameter ", *index, " is ", describe(p));
-        new_state[*index][name] = raw::clone(t);
+        // A copy on the parameter's device (a checkpoint is loaded on the cpu).
+        Tensor copy = raw::empty_like(p);
+        raw::copy_(copy, t);
+        new_state[*index][name] = copy;
       }
     } else {
       CXR_FAIL(op, ".load_state_dict: unexpected key '", key, "'");
@@ -208,35 +209,13 @@ bool SGD::is_state_name(const std::string& name) const {
 
 void SGD::update(const ParamGroup& group, const Tensor& param, const Tensor& grad,
                  std::map<std::string, Tensor>& state) {
-  const double momentum = group.momentum;
-  const bool decay = group.weight_decay != 0.0, nesterov = options_.nesterov;
-  auto kernel = [&]<typename T>() {
-    using C = compute_t<T>;
-    const C wd = C(group.weight_decay), mu = C(momentum), keep = C(1.0 - options_.dampening);
-    const C neg_lr = C(-group.lr);
-    if (momentum == 0.0) {
-      detail::for_each_element<T, 2>({&param, &grad}, [&](T& p, const T& g0) {
-        C g = C(g0);
-        if (decay) g = g + wd * C(p);
-        p = T(C(p) + neg_lr * g);
-      });
-      return;
-    }
-    auto it = state.find("momentum_buffer");
-    const bool first = it == state.end();
-    if (first) it = state.emplace("momentum_buffer", raw::empty_like(param)).first;
-    const Tensor& buffer = it->second;
-    detail::for_each_element<T, 3>({&param, &grad, &buffer}, [&](T& p, const T& g0, T& b) {
-      C g = C(g0);
-      if (decay) g = g + wd * C(p);
-      // The first step copies the gradient into the buffer (torch clones it, no dampening).
-      C buf = first ? g : C(b) * mu + keep * g;
-      b = T(buf);
-      g = nesterov ? g + mu * buf : buf;
-      p = T(C(p) + neg_lr * g);
-    });
-  };
-  CXR_DISPATCH_FLOAT(param.dtype(), "SGD.step", kernel);
+  const raw::SgdParams p{group.lr, group.weight_decay, group.momentum, options_.dampening,
+                         options_.nesterov};
+  if (group.momentum == 0.0) return raw::sgd_update_(param, grad, Tensor(), p, false);
+  auto it = state.find("momentum_buffer");
+  const bool first = it == state.end();
+  if (first) it = state.emplace("momentum_buffer", raw::empty_like(param)).first;
+  raw::sgd_update_(param, grad, it->second, p, first);
 }
 
 // ---- Adam / AdamW ----
@@ -280,45 +259,13 @@ void Adam::update(const ParamGroup& group, const Tensor& param, const Tensor& gr
   // A state restored from an optimizer without AMSGrad starts its running maximum at zero.
   if (options_.amsgrad && !state.count("max_exp_avg_sq"))
     state["max_exp_avg_sq"] = raw::zeros_like(param);
+  // The step count stays a cpu int64 scalar whatever the parameter's device.
   int64_t& t = state["step"].data<int64_t>()[0];
   t += 1;
-  const double beta1 = group.momentum, beta2 = options_.beta2;
-  const double step_size = group.lr / (1.0 - std::pow(beta1, double(t)));
-  const double bias_correction2_sqrt = std::sqrt(1.0 - std::pow(beta2, double(t)));
-  const bool coupled_decay = !decoupled_ && group.weight_decay != 0.0;
-  const bool decoupled_decay = decoupled_ && group.weight_decay != 0.0;
-  const bool amsgrad = options_.amsgrad;
-  const Tensor& m_t = state["exp_avg"];
-  const Tensor& v_t = state["exp_avg_sq"];
-  // Without AMSGrad the fifth operand is the second moment again and is only read.
-  const Tensor& vmax_t = amsgrad ? state["max_exp_avg_sq"] : v_t;
-  auto kernel = [&]<typename T>() {
-    using C = compute_t<T>;
-    const C wd = C(group.weight_decay), decay_factor = C(1.0 - group.lr * group.weight_decay);
-    const C w1 = C(1.0 - beta1), b2 = C(beta2), w2 = C(1.0 - beta2);
-    const C bc2 = C(bias_correction2_sqrt), eps = C(options_.eps), neg_step = C(-step_size);
-    const bool small_weight = w1 < C(0.5);  // torch's lerp uses one of two forms by weight
-    detail::for_each_element<T, 5>(
-        {&param, &grad, &m_t, &v_t, &vmax_t}, [&](T& p, const T& g0, T& m, T& v, T& vmax) {
-          C pv = C(p), g = C(g0);
-          if (coupled_decay) g = g + wd * pv;
-          if (decoupled_decay) pv = pv * decay_factor;
-          const C mv = C(m);
-          const C mn = small_weight ? mv + w1 * (g - mv) : g - (g - mv) * (C(1) - w1);
-          const C vn = C(v) * b2 + w2 * g * g;
-          m = T(mn);
-          v = T(vn);
-          C second = C(v);  // re-read: the stored (rounded) values feed the update, as in torch
-          if (amsgrad) {
-            const C prev = C(vmax);
-            vmax = T((prev < second || second != second) ? second : prev);  // NaN propagates
-            second = C(vmax);
-          }
-          const C denom = std::sqrt(second) / bc2 + eps;
-          p = T(pv + neg_step * C(m) / denom);
-        });
-  };
-  CXR_DISPATCH_FLOAT(param.dtype(), "Adam.step", kernel);
+  const raw::AdamParams p{group.lr,           group.momentum, options_.beta2,  options_.eps,
+                          group.weight_decay, decoupled_,     options_.amsgrad};
+  raw::adam_update_(param, grad, state["exp_avg"], state["exp_avg_sq"],
+                    options_.amsgrad ? state["max_exp_avg_sq"] : Tensor(), p, t);
 }
 
 }  // namespace cxr::nn

@@ -57,7 +57,8 @@ class Optimizer {
   void load_state_dict(const std::map<std::string, Tensor>& state);
 
  protected:
-  // Validates the groups (floating CPU tensors, no parameter twice) and fills unset options.
+  // Validates the groups (floating leaf tensors on any device, no parameter twice) and fills
+  // unset options. Each parameter's state lives on its device.
   Optimizer(const char* op, std::vector<ParamGroupOptions> groups, double lr, double weight_decay,
             double momentum);
   // Updates one parameter in place with its gradient; `state` is the parameter's own state.

@@ -229,9 +229,7 @@ void save_safetensors(const std::string& path, const std::map<std::string, Tenso
   uint64_t offset = 0;
   for (const auto& [key, t] : tensors) {
     CXR_CHECK(t.defined(), "save_safetensors: tensor '", key, "' is undefined");
-    CXR_CHECK(t.device().is_cpu(), "save_safetensors: tensor '", key, "' is on ", t.device().str(),
-              "; copy it to cpu first");
-    Tensor c = raw::contiguous(t);
+    Tensor c = raw::contiguous(raw::to(t, Device::cpu()));  // device tensors are copied to host
     uint64_t n = uint64_t(c.numel()) * c.element_size();
     header[key] = {{"dtype", dtype_code(c.dtype())},
                    {"shape", c.sizes()},
