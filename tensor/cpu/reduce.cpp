@@ -14,10 +14,15 @@
 #include <limits>
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/convert.h"
 #include "tensor/creation.h"
 #include "tensor/elementwise.h"
 #include "tensor/reduce.h"
+
+#ifdef CXR_WITH_CUDA
+#include "tensor/cuda/reduce.h"
+#endif
 
 #define CXR_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #define CXR_ALWAYS_INLINE inline __attribute__((always_inline))
@@ -32,10 +37,10 @@ constexpr int64_t kColTile = 1024;        // outputs accumulated side by side in
 constexpr int64_t kColLeafRows = 16;      // rows summed sequentially in a column leaf
 constexpr int64_t kParallelWork = 32768;  // below this many input elements stay on one thread
 
-void check_cpu(const Tensor& t, const char* op) {
+// Reductions take one tensor, so there is no device to agree on; CUDA tensors route to
+// tensor/cuda/reduce.cu after the shared validation.
+void check_defined(const Tensor& t, const char* op) {
   CXR_CHECK(t.defined(), op, ": undefined tensor");
-  CXR_CHECK(t.device().is_cpu(), op, ": tensor ", describe(t), " is on ", t.device().str(),
-            "; only the CPU backend implements this op");
 }
 
 void check_floating(const Tensor& t, const char* op) {
@@ -347,17 +352,23 @@ DType sum_dtype(DType t) {
 
 Tensor sum_impl(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim, bool mean,
                 const char* op) {
-  check_cpu(t, op);
+  check_defined(t, op);
   if (mean) check_floating(t, op);
   ReduceShape s = reduce_shape(t, dims, keepdim, op);
-  Tensor out = empty(s.out, sum_dtype(t.dtype()));
+  Tensor out = empty(s.out, sum_dtype(t.dtype()), t.device());
   if (out.numel() == 0) return out;
   if (s.R == 0) {  // empty sum is 0; the mean of nothing is NaN
     fill_(out, mean ? std::numeric_limits<double>::quiet_NaN() : 0.0);
     return out;
   }
-  Plan p = make_plan(t, s.reduced, true);
   const double divisor = mean ? double(s.R) : 1.0;
+  if constexpr (kCudaBuilt) {
+    if (t.device().is_cuda()) {
+      cuda::sum(t, s.reduced, out, divisor);
+      return out;
+    }
+  }
+  Plan p = make_plan(t, s.reduced, true);
   CXR_DISPATCH_ALL(t.dtype(), op, ([&]<typename T>() {
                      if constexpr (std::is_floating_point_v<compute_t<T>>)
                        sum_kernel<T, T>(p, out.data<T>(), divisor);
@@ -457,16 +468,28 @@ void minmax_kernel(const Plan& p, T* values, int64_t* indices) {
   }
 }
 
+// max/min have no identity: the reduction must not be empty.
+void check_nonempty(const ReduceShape& s, const Tensor& t, const char* op) {
+  CXR_CHECK(s.R > 0, op, ": cannot reduce over an empty dim of ", describe(t),
+            " (the reduction has no identity)");
+}
+
 // Shared driver of amax/amin/max/min/argmax/argmin.
 void minmax_impl(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim, bool is_max,
                  Tensor* values, Tensor* indices, const char* op) {
-  check_cpu(t, op);
+  check_defined(t, op);
   ReduceShape s = reduce_shape(t, dims, keepdim, op);
-  CXR_CHECK(s.R > 0, op, ": cannot reduce over an empty dim of ", describe(t),
-            " (the reduction has no identity)");
-  if (values) *values = empty(s.out, t.dtype());
-  if (indices) *indices = empty(s.out, kInt64);
+  check_nonempty(s, t, op);
+  if (values) *values = empty(s.out, t.dtype(), t.device());
+  if (indices) *indices = empty(s.out, kInt64, t.device());
   if (shape_numel(s.out) == 0) return;
+  if constexpr (kCudaBuilt) {
+    if (t.device().is_cuda()) {
+      cuda::minmax(t, s.reduced, is_max, values ? *values : Tensor(),
+                   indices ? *indices : Tensor());
+      return;
+    }
+  }
   Plan p = make_plan(t, s.reduced, true);
   CXR_DISPATCH_ALL(t.dtype(), op, ([&]<typename T>() {
                      T* v = values ? values->data<T>() : nullptr;
@@ -497,12 +520,39 @@ Tensor mean(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
   return sum_impl(t, dims, keepdim, true, "mean");
 }
 
-// Two passes: the mean, then the sum of squared deviations (no cancellation as in E[x^2]-E[x]^2).
-Tensor var(const Tensor& t, const std::vector<int64_t>& dims, int64_t correction, bool keepdim) {
-  check_cpu(t, "var");
+namespace {
+// var (or std when `take_sqrt`) of a CUDA tensor, validated by var_shape: two kernel passes, the
+// root taken in the second one's epilogue. An undefined result for CPU tensors.
+Tensor cuda_var(const Tensor& t, const ReduceShape& s, int64_t correction, bool take_sqrt) {
+  if constexpr (kCudaBuilt) {
+    if (t.device().is_cuda()) {
+      Tensor out = empty(s.out, t.dtype(), t.device());
+      if (out.numel() == 0) return out;
+      if (s.R == 0) {  // 0 / max(0, -correction): NaN, as the CPU's empty sums give
+        fill_(out, std::numeric_limits<double>::quiet_NaN());
+        return out;
+      }
+      cuda::var(t, s.reduced, out, correction, take_sqrt);
+      return out;
+    }
+  }
+  (void)s, (void)correction, (void)take_sqrt;
+  return Tensor();
+}
+
+ReduceShape var_shape(const Tensor& t, const std::vector<int64_t>& dims, int64_t correction,
+                      bool keepdim) {
+  check_defined(t, "var");
   check_floating(t, "var");
   CXR_CHECK(correction >= 0, "var: correction must be >= 0, got ", correction);
-  ReduceShape s = reduce_shape(t, dims, keepdim, "var");
+  return reduce_shape(t, dims, keepdim, "var");
+}
+}  // namespace
+
+// Two passes: the mean, then the sum of squared deviations (no cancellation as in E[x^2]-E[x]^2).
+Tensor var(const Tensor& t, const std::vector<int64_t>& dims, int64_t correction, bool keepdim) {
+  ReduceShape s = var_shape(t, dims, correction, keepdim);
+  if (Tensor c = cuda_var(t, s, correction, false); c.defined()) return c;
   const Tensor x = t.dtype() == kFloat16 || t.dtype() == kBFloat16 ? to(t, kFloat32) : t;
   Tensor d = binary(BinaryOp::Sub, x, sum_impl(x, dims, true, true, "var"));
   unary_(UnaryOp::Square, d);
@@ -512,6 +562,9 @@ Tensor var(const Tensor& t, const std::vector<int64_t>& dims, int64_t correction
 }
 
 Tensor std(const Tensor& t, const std::vector<int64_t>& dims, int64_t correction, bool keepdim) {
+  if (Tensor c = cuda_var(t, var_shape(t, dims, correction, keepdim), correction, true);
+      c.defined())
+    return c;
   Tensor v = var(t, dims, correction, keepdim);
   unary_(UnaryOp::Sqrt, v);
   return v;
@@ -556,10 +609,17 @@ Tensor argmin(const Tensor& t, int64_t dim, bool keepdim) {
 // m + log(sum(exp(x - m))) with m the max (taken as 0 where it is infinite, so that all -inf
 // gives -inf and +inf gives +inf). An empty reduction gives -inf (log of an empty sum).
 Tensor logsumexp(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim) {
-  check_cpu(t, "logsumexp");
+  check_defined(t, "logsumexp");
   check_floating(t, "logsumexp");
   ReduceShape s = reduce_shape(t, dims, keepdim, "logsumexp");
-  if (s.R == 0) return full(s.out, -std::numeric_limits<double>::infinity(), t.dtype());
+  if (s.R == 0) return full(s.out, -std::numeric_limits<double>::infinity(), t.dtype(), t.device());
+  if constexpr (kCudaBuilt) {
+    if (t.device().is_cuda()) {
+      Tensor out = empty(s.out, t.dtype(), t.device());
+      if (out.numel() > 0) cuda::logsumexp(t, s.reduced, out);
+      return out;
+    }
+  }
   const Tensor x = t.dtype() == kFloat16 || t.dtype() == kBFloat16 ? to(t, kFloat32) : t;
   Tensor m = amax(x, dims, true);
   CXR_DISPATCH_FLOAT(m.dtype(), "logsumexp", ([&]<typename T>() {
@@ -576,9 +636,25 @@ Tensor logsumexp(const Tensor& t, const std::vector<int64_t>& dims, bool keepdim
 }
 
 Tensor norm(const Tensor& t, double p, const std::vector<int64_t>& dims, bool keepdim) {
-  check_cpu(t, "norm");
+  check_defined(t, "norm");
   check_floating(t, "norm");
   CXR_CHECK(!std::isnan(p), "norm: p must not be NaN");
+  if constexpr (kCudaBuilt) {
+    if (t.device().is_cuda()) {
+      // The dims are validated under the name of the op the CPU path reports them with (norm for
+      // p = +-inf, sum otherwise), and an empty min is amin's error.
+      ReduceShape s = reduce_shape(t, dims, keepdim, std::isinf(p) ? "norm" : "sum");
+      if (std::isinf(p) && p < 0) check_nonempty(s, t, "amin");
+      Tensor out = empty(s.out, t.dtype(), t.device());
+      if (out.numel() == 0) return out;
+      if (s.R == 0 && std::isinf(p)) {
+        fill_(out, 0.0);
+        return out;
+      }
+      cuda::norm(t, p, s.reduced, out);  // an empty finite-p sum is 0, then its root
+      return out;
+    }
+  }
   if (std::isinf(p)) {
     ReduceShape s = reduce_shape(t, dims, keepdim, "norm");
     if (s.R == 0 && p > 0) return zeros(s.out, t.dtype());
@@ -624,10 +700,16 @@ void cumsum_kernel(const T* in, TO* o, int64_t outer, int64_t len, int64_t inner
 // Running sums along `dim`. Floating inputs accumulate in double (as torch's CPU kernel does)
 // and keep their dtype; integers and bool give int64.
 Tensor cumsum(const Tensor& t, int64_t dim) {
-  check_cpu(t, "cumsum");
+  check_defined(t, "cumsum");
   const int64_t d = normalize_dim(dim, t.dim(), "cumsum");
-  Tensor out = empty(t.sizes(), sum_dtype(t.dtype()));
+  Tensor out = empty(t.sizes(), sum_dtype(t.dtype()), t.device());
   if (t.numel() == 0) return out;
+  if constexpr (kCudaBuilt) {
+    if (t.device().is_cuda()) {
+      cuda::cumsum(t, d, out);
+      return out;
+    }
+  }
   const Tensor x = contiguous(t);
   int64_t outer = 1, inner = 1;
   const int64_t len = t.dim() == 0 ? 1 : t.size(d);
@@ -643,7 +725,7 @@ Tensor cumsum(const Tensor& t, int64_t dim) {
 }
 
 Tensor sum_to(const Tensor& t, const Shape& shape) {
-  check_cpu(t, "sum_to");
+  check_defined(t, "sum_to");
   const int64_t lead = t.dim() - int64_t(shape.size());
   CXR_CHECK(lead >= 0, "sum_to: cannot sum ", describe(t), " to the larger shape ",
             shape_str(shape));

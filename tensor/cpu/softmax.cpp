@@ -6,10 +6,15 @@
 #include <cmath>
 #include <limits>
 
+#include "tensor/backend.h"
 #include "tensor/cpu/nn_clones.h"
 #include "tensor/creation.h"
 #include "tensor/math.h"  // math::exp, the shared float32 exp
 #include "tensor/nn_ops.h"
+
+#ifdef CXR_WITH_CUDA
+#include "tensor/cuda/softmax.h"
+#endif
 
 namespace cxr::raw {
 namespace {
@@ -206,6 +211,8 @@ void for_each_task(const Slabs& s, Fn&& fn) {
 Tensor softmax_impl(const Tensor& x_in, int64_t dim_in, bool log, const char* op) {
   CXR_CHECK(is_floating(x_in.dtype()), op, ": expected a floating tensor, got ", describe(x_in));
   const int64_t dim = normalize_dim(dim_in, std::max<int64_t>(x_in.dim(), 1), op);
+  if constexpr (kCudaBuilt)
+    if (x_in.device().is_cuda()) return cuda::softmax(x_in, dim, log);
   const DType work = x_in.dtype() == kFloat64 ? kFloat64 : kFloat32;
   Tensor x = contiguous(to(x_in, work));
   Tensor y = empty(x.sizes(), work);
@@ -232,6 +239,9 @@ Tensor backward_impl(const Tensor& grad_in, const Tensor& y_in, int64_t dim_in, 
             ": expected floating tensors, got grad ", describe(grad_in), " and output ",
             describe(y_in));
   const int64_t dim = normalize_dim(dim_in, std::max<int64_t>(y_in.dim(), 1), op);
+  if (common_device(op, {grad_in, y_in}).is_cuda()) {
+    if constexpr (kCudaBuilt) return cuda::softmax_backward(grad_in, y_in, dim, log);
+  }
   const DType work = y_in.dtype() == kFloat64 ? kFloat64 : kFloat32;
   Tensor g = contiguous(to(grad_in, work));
   Tensor y = contiguous(to(y_in, work));
