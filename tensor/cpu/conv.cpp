@@ -12,15 +12,19 @@
 // after another with each GEMM and im2col/col2im threaded. Every output element is written by
 // exactly one GEMM, col2im adds in a fixed order, and dW sums its chunks in an order fixed by the
 // shape, so results are bitwise identical for any thread count.
+//
+// CUDA tensors are validated here and computed by tensor/cuda/conv.cu (cuDNN).
 #include <omp.h>  // omp_get_max_threads
 
 #include <algorithm>  // std::min, std::max, std::clamp, std::fill
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/conv.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/run_items.h"
 #include "tensor/creation.h"
+#include "tensor/cuda/conv.h"
 
 namespace cxr::raw {
 namespace {
@@ -84,7 +88,6 @@ ConvShape conv_shape(const char* op, const Shape& xs, const Shape& ws, const Con
 
 void check_tensor(const char* op, const char* what, const Tensor& t) {
   CXR_CHECK(t.defined(), op, ": ", what, " is undefined");
-  CXR_CHECK(t.device().is_cpu(), op, ": CPU kernel got ", what, " on ", t.device().str());
   CXR_CHECK(is_floating(t.dtype()), op, ": ", what, " must be floating, got ", describe(t));
 }
 
@@ -452,6 +455,7 @@ Tensor from_compute(const Tensor& t, DType dtype) {
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const Conv2dParams& p) {
   check_tensor("conv2d", "input", x);
   check_tensor("conv2d", "weight", weight);
+  common_device("conv2d", {x, weight, bias});
   check_same_dtype("conv2d", x, weight);
   const ConvShape s = conv_shape("conv2d", x.sizes(), weight.sizes(), p);
   if (bias.defined()) {
@@ -460,6 +464,8 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     CXR_CHECK(bias.dim() == 1 && bias.size(0) == s.oc, "conv2d: bias must be [", s.oc, "], got ",
               describe(bias));
   }
+  if constexpr (kCudaBuilt)
+    if (x.device().is_cuda()) return cuda::conv2d(x, weight, bias, p, {s.n, s.oc, s.oh, s.ow});
   const Tensor xc = as_compute(x), wc = contiguous(as_compute(weight));
   const Tensor bc = bias.defined() ? contiguous(as_compute(bias)) : Tensor();
   Tensor y = empty({s.n, s.oc, s.oh, s.ow}, xc.dtype());
@@ -476,11 +482,15 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
                              const Conv2dParams& p) {
   check_tensor("conv2d_backward_input", "grad_out", grad_out);
   check_tensor("conv2d_backward_input", "weight", weight);
+  common_device("conv2d_backward_input", {grad_out, weight});
   check_same_dtype("conv2d_backward_input", grad_out, weight);
   const ConvShape s = conv_shape("conv2d_backward_input", input_shape, weight.sizes(), p);
   const Shape out_shape{s.n, s.oc, s.oh, s.ow};
   CXR_CHECK(grad_out.sizes() == out_shape, "conv2d_backward_input: grad_out ", describe(grad_out),
             " does not match the output shape ", shape_str(out_shape), " of the convolution");
+  if constexpr (kCudaBuilt)
+    if (grad_out.device().is_cuda())
+      return cuda::conv2d_backward_input(grad_out, weight, input_shape, p);
   const Tensor gc = as_compute(grad_out), wc = contiguous(as_compute(weight));
   Tensor gx = empty(input_shape, gc.dtype());
   if (gx.numel() == 0) return from_compute(gx, grad_out.dtype());
@@ -498,11 +508,15 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
                               const Conv2dParams& p) {
   check_tensor("conv2d_backward_weight", "grad_out", grad_out);
   check_tensor("conv2d_backward_weight", "input", x);
+  common_device("conv2d_backward_weight", {grad_out, x});
   check_same_dtype("conv2d_backward_weight", grad_out, x);
   const ConvShape s = conv_shape("conv2d_backward_weight", x.sizes(), weight_shape, p);
   const Shape out_shape{s.n, s.oc, s.oh, s.ow};
   CXR_CHECK(grad_out.sizes() == out_shape, "conv2d_backward_weight: grad_out ", describe(grad_out),
             " does not match the output shape ", shape_str(out_shape), " of the convolution");
+  if constexpr (kCudaBuilt)
+    if (grad_out.device().is_cuda())
+      return cuda::conv2d_backward_weight(grad_out, x, weight_shape, p);
   const Tensor gc = as_compute(grad_out), xc = as_compute(x);
   Tensor gw = empty(weight_shape, gc.dtype());
   if (gw.numel() == 0) return from_compute(gw, grad_out.dtype());

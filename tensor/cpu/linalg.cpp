@@ -2,6 +2,7 @@
 // Matrices are handed to the GEMM as (pointer, row stride, column stride), so transposed and
 // strided views are read in place; a matrix is copied only when neither of its strides is 1.
 // float32 runs on sgemm, float64 on dgemm, float16/bfloat16 are converted to float32 and back.
+// CUDA tensors are validated here and computed by tensor/cuda/linalg.cu (cuBLAS).
 #include "tensor/linalg.h"
 
 #include <omp.h>  // omp_get_max_threads
@@ -9,20 +10,21 @@
 #include <type_traits>  // std::is_same_v
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/cpu/gemm.h"
 #include "tensor/cpu/run_items.h"
 #include "tensor/creation.h"
+#include "tensor/cuda/linalg.h"
 
 namespace cxr::raw {
 namespace {
 
 using cpu::gemm;
 
-// Checks shared by every product: defined CPU tensors of one floating dtype.
+// Checks shared by every product: defined tensors on one device, of one floating dtype.
 void check_operands(const char* op, const Tensor& a, const Tensor& b) {
   CXR_CHECK(a.defined() && b.defined(), op, ": undefined input tensor");
-  CXR_CHECK(a.device().is_cpu() && b.device().is_cpu(), op, ": CPU kernel got ", a.device().str(),
-            " and ", b.device().str(), " tensors");
+  common_device(op, {a, b});
   CXR_CHECK(a.dtype() == b.dtype(), op, ": dtypes differ: ", describe(a), " and ", describe(b));
   CXR_CHECK(is_floating(a.dtype()), op, ": expected floating tensors, got ", describe(a), " and ",
             describe(b));
@@ -110,18 +112,27 @@ std::vector<int64_t> batch_offsets(const Tensor& t, int64_t matrix_dims, const S
   return offs;
 }
 
-// Matmul core on tensors already in the compute dtype: a is [..., M, K] or [K] (a row vector),
-// b is [..., K, N] or [K] (a column vector). Returns the product with torch.matmul's shape.
+// The broadcast batch dims of a product of a [..., M, K] or [K] (a row vector) and b [..., K, N]
+// or [K] (a column vector), after checking that the inner sizes agree and the batch dims broadcast
+// (on every device, before the CUDA routing).
+Shape product_batch(const char* op, const Tensor& a, const Tensor& b) {
+  const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
+  const int64_t ka = a.size(-1);
+  const int64_t kb = b_vec ? b.size(0) : b.size(-2);
+  CXR_CHECK(ka == kb, op, ": inner dimensions differ: ", describe(a), " and ", describe(b), " (",
+            ka, " vs ", kb, ")");
+  return broadcast_shapes(batch_dims(a, a_vec ? 1 : 2), batch_dims(b, b_vec ? 1 : 2), op);
+}
+
+// Matmul core on tensors already in the compute dtype (shapes checked by product_batch). Returns
+// the product with torch.matmul's shape.
 Tensor matmul_compute(const char* op, Tensor a, Tensor b) {
   const bool a_vec = a.dim() == 1, b_vec = b.dim() == 1;
   const int64_t m = a_vec ? 1 : a.size(-2);
   const int64_t ka = a.size(-1);
   const int64_t kb = b_vec ? b.size(0) : b.size(-2);
   const int64_t n = b_vec ? 1 : b.size(-1);
-  CXR_CHECK(ka == kb, op, ": inner dimensions differ: ", describe(a), " and ", describe(b), " (",
-            ka, " vs ", kb, ")");
-  const Shape batch =
-      broadcast_shapes(batch_dims(a, a_vec ? 1 : 2), batch_dims(b, b_vec ? 1 : 2), op);
+  const Shape batch = product_batch(op, a, b);
 
   int64_t rsa = a_vec ? 0 : a.stride(-2), csa = a.stride(-1);
   if (needs_copy(m, ka, rsa, csa)) {
@@ -193,6 +204,9 @@ Tensor matmul(const Tensor& a, const Tensor& b) {
   check_operands("matmul", a, b);
   CXR_CHECK(a.dim() >= 1 && b.dim() >= 1, "matmul: both arguments need at least 1 dim, got ",
             describe(a), " and ", describe(b));
+  product_batch("matmul", a, b);
+  if constexpr (kCudaBuilt)
+    if (a.device().is_cuda()) return cuda::matmul(a, b);
   return from_compute(matmul_compute("matmul", as_compute(a), as_compute(b)), a.dtype());
 }
 
@@ -202,11 +216,15 @@ Tensor bmm(const Tensor& a, const Tensor& b) {
             "bmm: expected two 3-D tensors [B, M, K] and [B, K, N], got ", describe(a), " and ",
             describe(b));
   CXR_CHECK(a.size(0) == b.size(0), "bmm: batch sizes differ: ", describe(a), " and ", describe(b));
+  product_batch("bmm", a, b);
+  if constexpr (kCudaBuilt)
+    if (a.device().is_cuda()) return cuda::matmul(a, b);
   return from_compute(matmul_compute("bmm", as_compute(a), as_compute(b)), a.dtype());
 }
 
 Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
   check_operands("linear", x, weight);
+  common_device("linear", {x, weight, bias});
   CXR_CHECK(x.dim() >= 1, "linear: input needs at least 1 dim, got ", describe(x));
   CXR_CHECK(weight.dim() == 2, "linear: weight must be 2-D [out, in], got ", describe(weight));
   const int64_t in = x.size(-1), out = weight.size(0);
@@ -218,6 +236,8 @@ Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias) {
     CXR_CHECK(bias.dim() == 1 && bias.size(0) == out, "linear: bias must be [", out, "], got ",
               describe(bias));
   }
+  if constexpr (kCudaBuilt)
+    if (x.device().is_cuda()) return cuda::linear(x, weight, bias);
   const DType dtype = x.dtype();
   Tensor xc = as_compute(x), w = as_compute(weight);
 
