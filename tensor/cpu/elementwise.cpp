@@ -1,16 +1,20 @@
-// Elementwise ops on the CPU: dtype promotion and validation, then one strided loop per op
-// (cpu::for_each_row) whose body is a functor of tensor/math.h. Contiguous float32 rows (and rows
-// where one operand is a broadcast scalar) go through small functions compiled for AVX-512, AVX2
-// and the baseline (GCC target_clones, picked at load time), so the same scalar math is
-// vectorised for the machine it runs on; every other case runs the generic template loop.
+// Elementwise ops: dtype promotion and validation for every device, then, on the CPU, one strided
+// loop per op (cpu::for_each_row) whose body is a functor of tensor/math.h. Contiguous float32 rows
+// (and rows where one operand is a broadcast scalar) go through small functions compiled for
+// AVX-512, AVX2 and the baseline (GCC target_clones, picked at load time), so the same scalar math
+// is vectorised for the machine it runs on; every other case runs the generic template loop. CUDA
+// tensors take the same validation and then the kernels of tensor/cuda/elementwise*.cu (same
+// functors), which read a scalar operand from its 0-dim CPU tensor.
 #include <array>
 #include <cmath>
 #include <limits>
 #include <utility>
 
+#include "tensor/backend.h"
 #include "tensor/convert.h"
 #include "tensor/cpu/loops.h"
 #include "tensor/creation.h"
+#include "tensor/cuda/elementwise.h"
 #include "tensor/elementwise.h"
 #include "tensor/math.h"
 
@@ -110,10 +114,10 @@ bool unary_allows_integers(UnaryOp op) {
          op == UnaryOp::Relu;
 }
 
-void check_cpu(const Tensor& t, const char* op) {
-  CXR_CHECK(t.defined(), op, ": undefined tensor");
-  CXR_CHECK(t.device().is_cpu(), op, ": tensor ", describe(t), " is on ", t.device().str(),
-            "; only the CPU backend implements this op");
+// The one device of `ts` (each must be defined); throws naming the op and the devices otherwise.
+Device device_of(const char* op, std::initializer_list<Tensor> ts) {
+  for (const Tensor& t : ts) CXR_CHECK(t.defined(), op, ": undefined tensor");
+  return common_device(op, ts);
 }
 
 void check_floating(const Tensor& t, const char* op) {
@@ -139,20 +143,6 @@ Tensor detach_overlap(const Tensor& dst, const Tensor& src) {
 
 bool is_integral_value(double v) {
   return std::isfinite(v) && v == std::nearbyint(v);
-}
-
-// Converts a double to an integer type with saturation (so -inf/+inf bounds become the limits).
-template <typename C>
-C saturate(double v) {
-  if constexpr (std::is_floating_point_v<C>) {
-    return C(v);
-  } else {
-    if (v != v) return C(0);
-    double lo = double(std::numeric_limits<C>::lowest()),
-           hi = double(std::numeric_limits<C>::max());
-    return v <= lo ? std::numeric_limits<C>::lowest()
-                   : (v >= hi ? std::numeric_limits<C>::max() : C(v));
-  }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -354,6 +344,12 @@ constexpr bool is_half_v = std::is_same_v<T, Half> || std::is_same_v<T, BFloat16
 
 void unary_into(UnaryOp op, const Tensor& out, const Tensor& x) {
   const char* name = unary_op_name(op);
+  CXR_CHECK(x.dtype() != kBool, name, ": not defined for bool tensors, got ", describe(x));
+  CXR_CHECK(is_floating(x.dtype()) || unary_allows_integers(op), name,
+            ": expected a floating tensor (float32, float64, float16, bfloat16), got ",
+            describe(x));
+  if constexpr (kCudaBuilt)
+    if (out.device().is_cuda()) return cuda::unary(op, out, x);
   if (x.dtype() == kFloat32) {
     cpu::for_each_row<2>(
         out.sizes(), {&out, &x},
@@ -370,12 +366,9 @@ void unary_into(UnaryOp op, const Tensor& out, const Tensor& x) {
   CXR_DISPATCH_ALL(x.dtype(), name, ([&]<typename T>() {
                      using C = compute_t<T>;
                      if constexpr (std::is_same_v<T, bool>) {
-                       CXR_FAIL(name, ": not defined for bool tensors, got ", describe(x));
+                       // refused above
                      } else if constexpr (!math::is_float_v<C>) {
-                       CXR_CHECK(unary_allows_integers(op), name,
-                                 ": expected a floating tensor (float32, float64, ",
-                                 "float16, bfloat16), got ", describe(x));
-                       switch (op) {
+                       switch (op) {  // the ops unary_allows_integers accepts
                          case UnaryOp::Neg:
                            return map_kernel<T, T, 1>(out, {&x}, math::NegFn{});
                          case UnaryOp::Abs:
@@ -400,6 +393,14 @@ void unary_into(UnaryOp op, const Tensor& out, const Tensor& x) {
 
 void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
   const char* name = binary_op_name(op);
+  CXR_CHECK(
+      out.dtype() != kBool || (op != BinaryOp::Sub && op != BinaryOp::Pow && op != BinaryOp::Div),
+      name, ": not defined for bool tensors, got ", describe(a), " and ", describe(b));
+  // Division of integers is true division and was promoted to float by the caller.
+  CXR_CHECK(op != BinaryOp::Div || is_floating(out.dtype()), name,
+            ": internal error, integer division");
+  if constexpr (kCudaBuilt)
+    if (out.device().is_cuda()) return cuda::binary(op, out, a, b);
   if (out.dtype() == kFloat32) {
     cpu::for_each_row<3>(
         out.sizes(), {&out, &a, &b},
@@ -418,24 +419,13 @@ void binary_into(BinaryOp op, const Tensor& out, const Tensor& a, const Tensor& 
   }
   CXR_DISPATCH_ALL(out.dtype(), name, ([&]<typename T>() {
                      using C = compute_t<T>;
-                     if constexpr (std::is_same_v<T, bool>) {
-                       CXR_CHECK(op != BinaryOp::Sub && op != BinaryOp::Pow && op != BinaryOp::Div,
-                                 name, ": not defined for bool tensors, got ", describe(a), " and ",
-                                 describe(b));
-                     }
-                     if constexpr (!math::is_float_v<C>) {
-                       // Division of integers is true division and was promoted to float by the
-                       // caller.
-                       if (op == BinaryOp::Div)
-                         CXR_FAIL(name, ": internal error, integer division");
-                     }
+                     // The branches left empty were refused above.
                      math::visit_binary(op, [&](auto fn) {
                        if constexpr (std::is_same_v<decltype(fn), math::DivFn>) {
                          if constexpr (math::is_float_v<C>) map_kernel<T, T, 2>(out, {&a, &b}, fn);
                        } else if constexpr (std::is_same_v<T, bool> &&
                                             (std::is_same_v<decltype(fn), math::SubFn> ||
                                              std::is_same_v<decltype(fn), math::PowFn>)) {
-                         // rejected above
                        } else {
                          map_kernel<T, T, 2>(out, {&a, &b}, fn);
                        }
@@ -464,10 +454,11 @@ Tensor as_dtype(const Tensor& t, DType d) {
   return t.dtype() == d ? t : raw::to(t, d);
 }
 
-Tensor binary_impl(BinaryOp op, const Tensor& a, const Tensor& b, DType rt) {
+// A new result on `device` (a scalar operand is a 0-dim CPU tensor whatever the device).
+Tensor binary_impl(BinaryOp op, const Tensor& a, const Tensor& b, DType rt, Device device) {
   const char* name = binary_op_name(op);
   Shape shape = broadcast_shapes(a.sizes(), b.sizes(), name);
-  Tensor out = raw::empty(shape, rt);
+  Tensor out = raw::empty(shape, rt, device);
   binary_into(op, out, as_dtype(a, rt), as_dtype(b, rt));
   return out;
 }
@@ -476,40 +467,43 @@ Tensor binary_impl(BinaryOp op, const Tensor& a, const Tensor& b, DType rt) {
 // Compare: the result is bool; both sides are compared in their promoted type.
 
 void compare_into(CompareOp op, const Tensor& out, const Tensor& a, const Tensor& b) {
+  if constexpr (kCudaBuilt)
+    if (out.device().is_cuda()) return cuda::compare(op, out, a, b);
   CXR_DISPATCH_ALL(
       a.dtype(), compare_op_name(op), ([&]<typename T>() {
         math::visit_compare(op, [&](auto fn) { map_kernel<bool, T, 2>(out, {&a, &b}, fn); });
       }));
 }
 
-// Runs a parameterised unary functor (built for the compute type of x's dtype) into a new tensor.
+// out <- a parameterised unary functor (built for the compute type of x's dtype) of x.
 template <template <typename> class Fn, typename... P>
-Tensor map_param(const Tensor& x, P... params) {
-  Tensor out = raw::empty(x.sizes(), x.dtype());
+void map_param(const Tensor& out, const Tensor& x, P... params) {
   CXR_DISPATCH_FLOAT(x.dtype(), "elementwise", ([&]<typename T>() {
                        using C = compute_t<T>;
                        map_kernel<T, T, 1>(out, {&x}, Fn<C>{C(params)...});
                      }));
-  return out;
 }
 
-// grad * f'(x) for a parameterised functor.
-template <template <typename> class Fn, typename... P>
-Tensor map_param_backward(const char* name, const Tensor& grad, const Tensor& x, P... params) {
-  check_cpu(grad, name);
-  check_cpu(x, name);
+// Validates the grad and input of a backward op; returns the (uninitialised) result on their
+// device.
+Tensor backward_out(const char* name, const Tensor& grad, const Tensor& x) {
+  device_of(name, {grad, x});
   check_floating(x, name);
   CXR_CHECK(grad.dtype() == x.dtype() && grad.sizes() == x.sizes(), name,
             ": grad and input must have the same shape and dtype, got ", describe(grad), " and ",
             describe(x));
-  Tensor out = raw::empty(x.sizes(), x.dtype());
+  return raw::empty_like(x);
+}
+
+// out <- grad * f'(x) for a parameterised functor.
+template <template <typename> class Fn, typename... P>
+void map_param_backward(const Tensor& out, const Tensor& grad, const Tensor& x, P... params) {
   CXR_DISPATCH_FLOAT(
-      x.dtype(), name, ([&]<typename T>() {
+      x.dtype(), "elementwise", ([&]<typename T>() {
         using C = compute_t<T>;
         const Fn<C> fn{C(params)...};
         map_kernel<T, T, 2>(out, {&grad, &x}, [fn](C g, C v) { return fn.backward(g, v); });
       }));
-  return out;
 }
 
 template <typename C>
@@ -517,20 +511,47 @@ struct LerpFn {
   CXR_MATH C operator()(C a, C b, C w) const { return math::lerp(a, b, w); }
 };
 
+void clamp_into(const Tensor& out, const Tensor& x, double lo, double hi) {
+  CXR_CHECK(!std::isnan(lo) && !std::isnan(hi), "clamp: bounds must not be NaN, got ", lo, " and ",
+            hi);
+  CXR_CHECK(x.dtype() != kBool, "clamp: not defined for bool tensors, got ", describe(x));
+  if constexpr (kCudaBuilt)
+    if (out.device().is_cuda()) return cuda::clamp(out, x, lo, hi);
+  if (x.dtype() == kFloat32) {
+    const float flo = float(lo), fhi = float(hi);
+    cpu::for_each_row<2>(
+        out.sizes(), {&out, &x},
+        [flo, fhi](const std::array<char*, 2>& p, const std::array<int64_t, 2>& s, int64_t n) {
+          float* y = reinterpret_cast<float*>(p[0]);
+          const float* v = reinterpret_cast<const float*>(p[1]);
+          if (s[0] == 1 && s[1] == 1) return clamp_f32(v, y, n, flo, fhi);
+          const math::ClampFn<float> fn{flo, fhi};
+          for (int64_t i = 0; i < n; ++i) y[i * s[0]] = fn(v[i * s[1]]);
+        });
+    return;
+  }
+  CXR_DISPATCH_ALL(
+      x.dtype(), "clamp", ([&]<typename T>() {
+        using C = compute_t<T>;
+        if constexpr (!std::is_same_v<T, bool>)  // bool refused above
+          map_kernel<T, T, 1>(out, {&x}, math::ClampFn<C>{saturate<C>(lo), saturate<C>(hi)});
+      }));
+}
+
 }  // namespace
 
 namespace raw {
 
 Tensor unary(UnaryOp op, const Tensor& x) {
-  check_cpu(x, unary_op_name(op));
-  Tensor out = empty(x.sizes(), x.dtype());
+  const Device device = device_of(unary_op_name(op), {x});
+  Tensor out = empty(x.sizes(), x.dtype(), device);
   unary_into(op, out, x);
   return out;
 }
 
 void unary_(UnaryOp op, const Tensor& x) {
   const char* name = unary_op_name(op);
-  check_cpu(x, name);
+  device_of(name, {x});
   check_writable(x, name);
   unary_into(op, x, x);
   x.storage()->bump_version();
@@ -538,13 +559,18 @@ void unary_(UnaryOp op, const Tensor& x) {
 
 Tensor unary_backward(UnaryOp op, const Tensor& grad, const Tensor& x, const Tensor& /*y*/) {
   const char* name = unary_op_name(op);
-  check_cpu(grad, name);
-  check_cpu(x, name);
+  const Device device = device_of(name, {grad, x});
   check_floating(x, name);
   CXR_CHECK(grad.dtype() == x.dtype() && grad.sizes() == x.sizes(), name,
             "_backward: grad and input must have the same shape and dtype, got ", describe(grad),
             " and ", describe(x));
-  Tensor out = empty(x.sizes(), x.dtype());
+  Tensor out = empty(x.sizes(), x.dtype(), device);
+  if constexpr (kCudaBuilt) {
+    if (device.is_cuda()) {
+      cuda::unary_backward(op, out, grad, x);
+      return out;
+    }
+  }
   if (x.dtype() == kFloat32) {
     cpu::for_each_row<3>(
         out.sizes(), {&out, &grad, &x},
@@ -570,30 +596,25 @@ Tensor unary_backward(UnaryOp op, const Tensor& grad, const Tensor& x, const Ten
 }
 
 Tensor binary(BinaryOp op, const Tensor& a, const Tensor& b) {
-  const char* name = binary_op_name(op);
-  check_cpu(a, name);
-  check_cpu(b, name);
-  return binary_impl(op, a, b, binary_result_type(op, a.dtype(), b.dtype()));
+  const Device device = device_of(binary_op_name(op), {a, b});
+  return binary_impl(op, a, b, binary_result_type(op, a.dtype(), b.dtype()), device);
 }
 
 Tensor binary(BinaryOp op, const Tensor& a, double b) {
-  const char* name = binary_op_name(op);
-  check_cpu(a, name);
+  const Device device = device_of(binary_op_name(op), {a});
   DType rt = scalar_result_type(op, a.dtype(), b);
-  return binary_impl(op, a, scalar_tensor(b, rt), rt);
+  return binary_impl(op, a, scalar_tensor(b, rt), rt, device);
 }
 
 Tensor binary(BinaryOp op, double a, const Tensor& b) {
-  const char* name = binary_op_name(op);
-  check_cpu(b, name);
+  const Device device = device_of(binary_op_name(op), {b});
   DType rt = scalar_result_type(op, b.dtype(), a);
-  return binary_impl(op, scalar_tensor(a, rt), b, rt);
+  return binary_impl(op, scalar_tensor(a, rt), b, rt, device);
 }
 
 void binary_(BinaryOp op, const Tensor& a, const Tensor& b) {
   const char* name = binary_op_name(op);
-  check_cpu(a, name);
-  check_cpu(b, name);
+  device_of(name, {a, b});
   check_writable(a, name);
   DType rt = binary_result_type(op, a.dtype(), b.dtype());
   CXR_CHECK(is_floating(a.dtype()) || !is_floating(rt), name, "_: the result type ", dtype_name(rt),
@@ -608,7 +629,7 @@ void binary_(BinaryOp op, const Tensor& a, const Tensor& b) {
 
 void binary_(BinaryOp op, const Tensor& a, double b) {
   const char* name = binary_op_name(op);
-  check_cpu(a, name);
+  device_of(name, {a});
   check_writable(a, name);
   DType rt = scalar_result_type(op, a.dtype(), b);
   CXR_CHECK(is_floating(a.dtype()) || !is_floating(rt), name, "_: the result of ", describe(a),
@@ -622,119 +643,142 @@ void binary_(BinaryOp op, const Tensor& a, double b) {
 
 Tensor compare(CompareOp op, const Tensor& a, const Tensor& b) {
   const char* name = compare_op_name(op);
-  check_cpu(a, name);
-  check_cpu(b, name);
+  const Device device = device_of(name, {a, b});
   DType t = promote_types(a.dtype(), b.dtype());
-  Tensor out = empty(broadcast_shapes(a.sizes(), b.sizes(), name), kBool);
+  Tensor out = empty(broadcast_shapes(a.sizes(), b.sizes(), name), kBool, device);
   compare_into(op, out, as_dtype(a, t), as_dtype(b, t));
   return out;
 }
 
 Tensor compare(CompareOp op, const Tensor& a, double b) {
   const char* name = compare_op_name(op);
-  check_cpu(a, name);
+  const Device device = device_of(name, {a});
   // An integer tensor against a fractional scalar is compared in float64 (exact for both).
   DType t = is_floating(a.dtype()) || is_integral_value(b) ? a.dtype() : kFloat64;
   if (t == kBool && b != 0.0 && b != 1.0) t = kInt64;
-  Tensor out = empty(a.sizes(), kBool);
+  Tensor out = empty(a.sizes(), kBool, device);
   compare_into(op, out, as_dtype(a, t), scalar_tensor(b, t));
   return out;
 }
 
 Tensor leaky_relu(const Tensor& x, double negative_slope) {
-  check_cpu(x, "leaky_relu");
+  device_of("leaky_relu", {x});
   check_floating(x, "leaky_relu");
-  return map_param<math::LeakyReluFn>(x, negative_slope);
+  Tensor out = empty_like(x);
+  if constexpr (kCudaBuilt) {
+    if (x.device().is_cuda()) {
+      cuda::leaky_relu(out, x, negative_slope);
+      return out;
+    }
+  }
+  map_param<math::LeakyReluFn>(out, x, negative_slope);
+  return out;
 }
 
 Tensor leaky_relu_backward(const Tensor& grad, const Tensor& x, double negative_slope) {
-  return map_param_backward<math::LeakyReluFn>("leaky_relu_backward", grad, x, negative_slope);
+  Tensor out = backward_out("leaky_relu_backward", grad, x);
+  if constexpr (kCudaBuilt) {
+    if (out.device().is_cuda()) {
+      cuda::leaky_relu_backward(out, grad, x, negative_slope);
+      return out;
+    }
+  }
+  map_param_backward<math::LeakyReluFn>(out, grad, x, negative_slope);
+  return out;
 }
 
 Tensor softplus(const Tensor& x, double beta, double threshold) {
-  check_cpu(x, "softplus");
+  device_of("softplus", {x});
   check_floating(x, "softplus");
   CXR_CHECK(beta != 0.0, "softplus: beta must be nonzero");
-  return map_param<math::SoftplusFn>(x, beta, threshold);
+  Tensor out = empty_like(x);
+  if constexpr (kCudaBuilt) {
+    if (x.device().is_cuda()) {
+      cuda::softplus(out, x, beta, threshold);
+      return out;
+    }
+  }
+  map_param<math::SoftplusFn>(out, x, beta, threshold);
+  return out;
 }
 
 Tensor softplus_backward(const Tensor& grad, const Tensor& x, double beta, double threshold) {
   CXR_CHECK(beta != 0.0, "softplus_backward: beta must be nonzero");
-  return map_param_backward<math::SoftplusFn>("softplus_backward", grad, x, beta, threshold);
-}
-
-namespace {
-void clamp_into(const Tensor& out, const Tensor& x, double lo, double hi) {
-  CXR_CHECK(!std::isnan(lo) && !std::isnan(hi), "clamp: bounds must not be NaN, got ", lo, " and ",
-            hi);
-  if (x.dtype() == kFloat32) {
-    const float flo = float(lo), fhi = float(hi);
-    cpu::for_each_row<2>(
-        out.sizes(), {&out, &x},
-        [flo, fhi](const std::array<char*, 2>& p, const std::array<int64_t, 2>& s, int64_t n) {
-          float* y = reinterpret_cast<float*>(p[0]);
-          const float* v = reinterpret_cast<const float*>(p[1]);
-          if (s[0] == 1 && s[1] == 1) return clamp_f32(v, y, n, flo, fhi);
-          const math::ClampFn<float> fn{flo, fhi};
-          for (int64_t i = 0; i < n; ++i) y[i * s[0]] = fn(v[i * s[1]]);
-        });
-    return;
+  Tensor out = backward_out("softplus_backward", grad, x);
+  if constexpr (kCudaBuilt) {
+    if (out.device().is_cuda()) {
+      cuda::softplus_backward(out, grad, x, beta, threshold);
+      return out;
+    }
   }
-  CXR_DISPATCH_ALL(
-      x.dtype(), "clamp", ([&]<typename T>() {
-        using C = compute_t<T>;
-        if constexpr (std::is_same_v<T, bool>) {
-          CXR_FAIL("clamp: not defined for bool tensors, got ", describe(x));
-        } else {
-          map_kernel<T, T, 1>(out, {&x}, math::ClampFn<C>{saturate<C>(lo), saturate<C>(hi)});
-        }
-      }));
+  map_param_backward<math::SoftplusFn>(out, grad, x, beta, threshold);
+  return out;
 }
-}  // namespace
 
 Tensor clamp(const Tensor& x, double lo, double hi) {
-  check_cpu(x, "clamp");
-  Tensor out = empty(x.sizes(), x.dtype());
+  device_of("clamp", {x});
+  Tensor out = empty_like(x);
   clamp_into(out, x, lo, hi);
   return out;
 }
 
 void clamp_(const Tensor& x, double lo, double hi) {
-  check_cpu(x, "clamp_");
+  device_of("clamp_", {x});
   check_writable(x, "clamp_");
   clamp_into(x, x, lo, hi);
   x.storage()->bump_version();
 }
 
 Tensor clamp_backward(const Tensor& grad, const Tensor& x, double lo, double hi) {
-  return map_param_backward<math::ClampFn>("clamp_backward", grad, x, lo, hi);
+  Tensor out = backward_out("clamp_backward", grad, x);
+  if constexpr (kCudaBuilt) {
+    if (out.device().is_cuda()) {
+      cuda::clamp_backward(out, grad, x, lo, hi);
+      return out;
+    }
+  }
+  map_param_backward<math::ClampFn>(out, grad, x, lo, hi);
+  return out;
 }
 
 Tensor pow(const Tensor& x, double exponent) {
-  check_cpu(x, "pow");
+  device_of("pow", {x});
   if (!is_floating(x.dtype())) {
     CXR_CHECK(x.dtype() != kBool, "pow: not defined for bool tensors, got ", describe(x));
     if (!is_integral_value(exponent)) return pow(to(x, kFloat32), exponent);
     CXR_CHECK(exponent >= 0, "pow: integers to negative integer powers are not allowed (",
               describe(x), " ** ", exponent, ")");
-    Tensor out = empty(x.sizes(), x.dtype());
-    CXR_DISPATCH_ALL(x.dtype(), "pow", ([&]<typename T>() {
-                       if constexpr (!std::is_same_v<T, bool> && !math::is_float_v<compute_t<T>>)
-                         map_kernel<T, T, 1>(out, {&x},
-                                             math::PowScalarFn<T>{saturate<T>(exponent)});
-                     }));
+  }
+  Tensor out = empty_like(x);
+  if constexpr (kCudaBuilt) {
+    if (x.device().is_cuda()) {
+      cuda::pow(out, x, exponent);
+      return out;
+    }
+  }
+  if (is_floating(x.dtype())) {
+    map_param<math::PowScalarFn>(out, x, exponent);
     return out;
   }
-  return map_param<math::PowScalarFn>(x, exponent);
+  CXR_DISPATCH_ALL(x.dtype(), "pow", ([&]<typename T>() {
+                     if constexpr (!std::is_same_v<T, bool> && !math::is_float_v<compute_t<T>>)
+                       map_kernel<T, T, 1>(out, {&x}, math::PowScalarFn<T>{saturate<T>(exponent)});
+                   }));
+  return out;
 }
 
 Tensor lerp(const Tensor& a, const Tensor& b, double w) {
-  check_cpu(a, "lerp");
-  check_cpu(b, "lerp");
+  const Device device = device_of("lerp", {a, b});
   check_floating(a, "lerp");
   CXR_CHECK(a.dtype() == b.dtype(), "lerp: expected start and end of one dtype, got ", describe(a),
             " and ", describe(b));
-  Tensor out = empty(broadcast_shapes(a.sizes(), b.sizes(), "lerp"), a.dtype());
+  Tensor out = empty(broadcast_shapes(a.sizes(), b.sizes(), "lerp"), a.dtype(), device);
+  if constexpr (kCudaBuilt) {
+    if (device.is_cuda()) {
+      cuda::lerp(out, a, b, w);
+      return out;
+    }
+  }
   CXR_DISPATCH_FLOAT(
       a.dtype(), "lerp", ([&]<typename T>() {
         using C = compute_t<T>;
@@ -745,15 +789,19 @@ Tensor lerp(const Tensor& a, const Tensor& b, double w) {
 }
 
 Tensor lerp(const Tensor& a, const Tensor& b, const Tensor& w) {
-  check_cpu(a, "lerp");
-  check_cpu(b, "lerp");
-  check_cpu(w, "lerp");
+  const Device device = device_of("lerp", {a, b, w});
   check_floating(a, "lerp");
   CXR_CHECK(a.dtype() == b.dtype() && a.dtype() == w.dtype(),
             "lerp: expected start, end and weight of one dtype, got ", describe(a), ", ",
             describe(b), " and ", describe(w));
   Shape shape = broadcast_shapes(broadcast_shapes(a.sizes(), b.sizes(), "lerp"), w.sizes(), "lerp");
-  Tensor out = empty(shape, a.dtype());
+  Tensor out = empty(shape, a.dtype(), device);
+  if constexpr (kCudaBuilt) {
+    if (device.is_cuda()) {
+      cuda::lerp(out, a, b, w);
+      return out;
+    }
+  }
   CXR_DISPATCH_FLOAT(a.dtype(), "lerp", ([&]<typename T>() {
                        map_kernel<T, T, 3>(out, {&a, &b, &w}, LerpFn<compute_t<T>>{});
                      }));

@@ -1,4 +1,4 @@
-// CUDA elementwise kernels (elementwise.h): copies with broadcasting and conversion, fills.
+// CUDA copy and fill kernels (elementwise.h): copies with broadcasting and dtype conversion, fills.
 // Device code takes functor structs, not lambdas: nvcc does not allow __device__ lambdas inside
 // the generic lambdas of CXR_DISPATCH.
 #include "tensor/convert.h"

@@ -6,7 +6,9 @@
 
 #include <array>
 #include <cstdint>
+#include <utility>
 
+#include "tensor/convert.h"
 #include "tensor/cpu/loops.h"  // broadcast_strides, make_geometry (host-side geometry)
 #include "tensor/cuda/context.cuh"
 
@@ -84,8 +86,35 @@ void launch_strided(const Shape& shape, const std::array<const Tensor*, N>& ts, 
     elem[i] = int(ts[i]->element_size());
   }
   strided_kernel<N><<<blocks_for(n), kThreads, 0, stream(device.index)>>>(g, base, elem, f);
-  CXR_CUDA_LAUNCH_CHECK("strided elementwise kernel");
-  (void)name;
+  // A bad launch configuration is reported with the op's name (CXR_CUDA_LAUNCH_CHECK needs a
+  // literal).
+  const cudaError_t status = cudaGetLastError();
+  if (status != cudaSuccess) fail_cuda(status, name, __FILE__, __LINE__);
+}
+
+// out = f(in_0, ..., in_k) elementwise, the device twin of the CPU's map_kernel
+// (tensor/cpu/elementwise.cpp): every input has dtype TI and is loaded as compute_t<TI>, f computes
+// in that type, and the result is stored through convert<TO>, so both backends round identically.
+template <typename TO, typename TI, typename F, typename Seq>
+struct MapFn;
+template <typename TO, typename TI, typename F, size_t... K>
+struct MapFn<TO, TI, F, std::index_sequence<K...>> {
+  F f;
+  __device__ void operator()(const std::array<char*, sizeof...(K) + 1>& p) const {
+    using C = compute_t<TI>;
+    *reinterpret_cast<TO*>(p[0]) = convert<TO>(f(C(*reinterpret_cast<const TI*>(p[K + 1]))...));
+  }
+};
+
+// Runs MapFn over `out`'s shape; the inputs broadcast to it and may alias it (in place).
+template <typename TO, typename TI, size_t NIN, typename F>
+void launch_map(const Tensor& out, const std::array<const Tensor*, NIN>& ins, const F& f,
+                const char* name) {
+  std::array<const Tensor*, NIN + 1> all;
+  all[0] = &out;
+  for (size_t k = 0; k < NIN; ++k) all[k + 1] = ins[k];
+  launch_strided<int(NIN + 1)>(out.sizes(), all, MapFn<TO, TI, F, std::make_index_sequence<NIN>>{f},
+                               name);
 }
 
 }  // namespace cxr::cuda
