@@ -1,0 +1,205 @@
+// matmul / bmm / linear on CUDA (tensor/cuda/linalg.cu, cuBLAS) against the CPU in float64 on the
+// same (dtype-rounded) inputs: every dtype, vectors, N-D broadcasting (the strided-batched and the
+// folded paths), transposed, sliced and expanded views, K = 1, M or N = 1, empty dims, the bias,
+// determinism, and the errors (same messages as on the CPU). Tolerances are relative to the largest
+// expected magnitude: TF32 (float32) 5e-3, float16 1e-2, bfloat16 4e-2, float64 1e-12. Every test
+// skips without a CUDA device.
+#include <gtest/gtest.h>
+
+#include <string>
+
+#include "support/compare.h"
+#include "support/devices.h"
+#include "support/errors.h"
+#include "support/tensors.h"
+#include "tensor/ops.h"
+
+using namespace cxr;
+
+namespace {
+
+const DType kDtypes[] = {kFloat32, kFloat64, kFloat16, kBFloat16};
+
+double tolerance(DType dtype) {
+  switch (dtype) {
+    case kFloat64:
+      return 1e-12;
+    case kFloat32:
+      return 5e-3;  // TF32 tensor cores: 10-bit mantissa inputs, float32 accumulation
+    case kFloat16:
+      return 1e-2;
+    default:
+      return 4e-2;
+  }
+}
+
+Tensor cuda0(const Tensor& t) {
+  return raw::to(t, Device::cuda(0));
+}
+
+// Values spread over [-2, 2), rounded to `dtype`, on the CPU.
+Tensor input(const Shape& shape, DType dtype) {
+  return raw::to(test::spread_values(shape, -2.0, 2.0), dtype);
+}
+
+Tensor f64(const Tensor& t) {
+  return raw::to(raw::to(t, Device::cpu()), kFloat64);
+}
+
+// `got` (a CUDA result) has the dtype and shape of the CPU float64 reference and its values.
+void expect_matches(const Tensor& got, const Tensor& expected, DType dtype,
+                    const std::string& what) {
+  SCOPED_TRACE(what + " " + std::string(dtype_name(dtype)));
+  ASSERT_TRUE(got.device().is_cuda()) << describe(got);
+  EXPECT_EQ(got.dtype(), dtype);
+  EXPECT_EQ(got.sizes(), expected.sizes()) << describe(got) << " vs " << describe(expected);
+  EXPECT_TRUE(test::close_to_reference(f64(got), expected, tolerance(dtype), 1.0));
+}
+
+// matmul of views made by `view_a` / `view_b` from CPU tensors of shapes sa, sb, on CUDA vs CPU.
+template <typename ViewA, typename ViewB>
+void check_matmul(const Shape& sa, const Shape& sb, ViewA view_a, ViewB view_b,
+                  const std::string& what) {
+  for (DType dtype : kDtypes) {
+    const Tensor a = input(sa, dtype), b = input(sb, dtype);
+    const Tensor expected = raw::matmul(view_a(f64(a)), view_b(f64(b)));
+    expect_matches(raw::matmul(view_a(cuda0(a)), view_b(cuda0(b))), expected, dtype, what);
+  }
+}
+
+void check_matmul(const Shape& sa, const Shape& sb, const std::string& what) {
+  auto same = [](const Tensor& t) { return t; };
+  check_matmul(sa, sb, same, same, what);
+}
+
+// The CPU error message of f(cpu tensors) equals the CUDA one of f(cuda tensors) without the
+// "@cuda:0" that describe() adds to device tensors.
+template <typename F>
+void expect_same_error(F f, const Tensor& a, const Tensor& b) {
+  const std::string cpu = test::error_message([&] { f(a, b); });
+  std::string gpu = test::error_message([&] { f(cuda0(a), cuda0(b)); });
+  ASSERT_FALSE(cpu.empty());
+  for (size_t at; (at = gpu.find("@cuda:0")) != std::string::npos;) gpu.erase(at, 7);
+  EXPECT_EQ(gpu, cpu);
+}
+
+TEST(CudaLinalg, Matmul2D) {
+  CXR_SKIP_WITHOUT_CUDA();
+  check_matmul({37, 53}, {53, 29}, "[37, 53] x [53, 29]");
+  check_matmul({64, 1000}, {1000, 48}, "[64, 1000] x [1000, 48] (long K)");
+}
+
+TEST(CudaLinalg, MatmulVectors) {
+  CXR_SKIP_WITHOUT_CUDA();
+  check_matmul({53}, {53, 29}, "[53] x [53, 29]");
+  check_matmul({37, 53}, {53}, "[37, 53] x [53]");
+  check_matmul({53}, {53}, "[53] x [53] (dot)");
+  check_matmul({4, 37, 53}, {53}, "[4, 37, 53] x [53]");
+  check_matmul({53}, {4, 53, 29}, "[53] x [4, 53, 29]");
+}
+
+TEST(CudaLinalg, MatmulBroadcastBatch) {
+  CXR_SKIP_WITHOUT_CUDA();
+  check_matmul({3, 1, 5, 7}, {4, 7, 6}, "[3, 1, 5, 7] x [4, 7, 6]");
+  check_matmul({2, 3, 5, 7}, {7, 6}, "[2, 3, 5, 7] x [7, 6] (folded)");
+  check_matmul({2, 3, 1, 7}, {7, 6}, "[2, 3, 1, 7] x [7, 6] (folded, M = 1)");
+  check_matmul({5, 7}, {2, 3, 7, 6}, "[5, 7] x [2, 3, 7, 6]");
+  check_matmul({2, 1, 5, 7}, {1, 3, 7, 6}, "[2, 1, 5, 7] x [1, 3, 7, 6]");
+}
+
+TEST(CudaLinalg, MatmulTransposedAndStridedViews) {
+  CXR_SKIP_WITHOUT_CUDA();
+  auto same = [](const Tensor& t) { return t; };
+  auto t01 = [](const Tensor& t) { return raw::transpose(t, -1, -2); };
+  check_matmul({53, 37}, {53, 29}, t01, same, "[53, 37]^T x [53, 29]");
+  check_matmul({37, 53}, {29, 53}, same, t01, "[37, 53] x [29, 53]^T");
+  check_matmul({53, 37}, {29, 53}, t01, t01, "[53, 37]^T x [29, 53]^T");
+  check_matmul({4, 53, 37}, {4, 29, 53}, t01, t01, "batched transposes");
+  // Column step 2: no unit stride, copied; row slices keep a unit column stride.
+  auto step2 = [](const Tensor& t) { return raw::slice(t, -1, 1, t.size(-1), 2); };
+  check_matmul({37, 107}, {53, 29}, step2, same, "[37, 107][:, 1::2] x [53, 29]");
+  auto rows = [](const Tensor& t) { return raw::slice(t, 0, 3, t.size(0) - 2); };
+  check_matmul({42, 53}, {58, 29}, rows, rows, "row slices");
+  // Batch entries that are not evenly spaced: a permuted batch.
+  auto perm = [](const Tensor& t) { return raw::permute(t, {1, 0, 2, 3}); };
+  check_matmul({3, 2, 5, 7}, {2, 3, 7, 6}, perm, same, "permuted batch");
+  // Broadcast by expand (stride 0) in the batch and in the rows.
+  auto expand_batch = [](const Tensor& t) { return raw::expand(t, {4, t.size(1), t.size(2)}); };
+  check_matmul({1, 5, 7}, {4, 7, 6}, expand_batch, same, "expanded batch");
+  auto expand_rows = [](const Tensor& t) { return raw::expand(t, {5, t.size(1)}); };
+  check_matmul({1, 7}, {7, 6}, expand_rows, same, "expanded rows");
+}
+
+TEST(CudaLinalg, MatmulDegenerateSizes) {
+  CXR_SKIP_WITHOUT_CUDA();
+  check_matmul({5, 1}, {1, 6}, "K = 1");
+  check_matmul({1, 7}, {7, 6}, "M = 1");
+  check_matmul({5, 7}, {7, 1}, "N = 1");
+  check_matmul({0, 7}, {7, 5}, "M = 0");
+  check_matmul({5, 0}, {0, 6}, "K = 0 (zeros)");
+  check_matmul({0, 5, 7}, {7, 6}, "empty batch");
+}
+
+TEST(CudaLinalg, Bmm) {
+  CXR_SKIP_WITHOUT_CUDA();
+  for (DType dtype : kDtypes) {
+    const Tensor a = input({4, 13, 17}, dtype), b = input({4, 11, 17}, dtype);
+    const Tensor expected = raw::bmm(f64(a), raw::transpose(f64(b), 1, 2));
+    expect_matches(raw::bmm(cuda0(a), raw::transpose(cuda0(b), 1, 2)), expected, dtype,
+                   "bmm [4, 13, 17] x [4, 11, 17]^T");
+  }
+}
+
+TEST(CudaLinalg, Linear) {
+  CXR_SKIP_WITHOUT_CUDA();
+  for (DType dtype : kDtypes) {
+    const Tensor x = input({3, 5, 17}, dtype), w = input({11, 17}, dtype), b = input({11}, dtype);
+    expect_matches(raw::linear(cuda0(x), cuda0(w), cuda0(b)), raw::linear(f64(x), f64(w), f64(b)),
+                   dtype, "linear with bias");
+    expect_matches(raw::linear(cuda0(x), cuda0(w), Tensor()), raw::linear(f64(x), f64(w), Tensor()),
+                   dtype, "linear without bias");
+    const Tensor v = input({17}, dtype);
+    expect_matches(raw::linear(cuda0(v), cuda0(w), cuda0(b)), raw::linear(f64(v), f64(w), f64(b)),
+                   dtype, "linear of a vector");
+    // Leading dims that do not collapse into one row stride, and a transposed weight.
+    const Tensor xp = input({5, 3, 17}, dtype), wt = input({17, 11}, dtype);
+    auto px = [](const Tensor& t) { return raw::permute(t, {1, 0, 2}); };
+    auto tw = [](const Tensor& t) { return raw::transpose(t, 0, 1); };
+    expect_matches(raw::linear(px(cuda0(xp)), tw(cuda0(wt)), cuda0(b)),
+                   raw::linear(px(f64(xp)), tw(f64(wt)), f64(b)), dtype,
+                   "linear of permuted input, transposed weight");
+    // No input features: the output is the bias.
+    const Tensor x0 = input({4, 0}, dtype), w0 = input({6, 0}, dtype), b6 = input({6}, dtype);
+    expect_matches(raw::linear(cuda0(x0), cuda0(w0), cuda0(b6)),
+                   raw::linear(f64(x0), f64(w0), f64(b6)), dtype, "linear with 0 features");
+  }
+}
+
+TEST(CudaLinalg, Deterministic) {
+  CXR_SKIP_WITHOUT_CUDA();
+  for (DType dtype : kDtypes) {
+    const Tensor a = cuda0(input({3, 65, 130}, dtype)), b = cuda0(input({130, 77}, dtype));
+    EXPECT_TRUE(test::bitwise_equal(raw::matmul(a, b), raw::matmul(a, b))) << dtype_name(dtype);
+  }
+}
+
+TEST(CudaLinalg, Errors) {
+  CXR_SKIP_WITHOUT_CUDA();
+  const Tensor a = input({3, 4}, kFloat32), b = input({5, 6}, kFloat32);
+  EXPECT_ERROR_CONTAINS(raw::matmul(cuda0(a), input({4, 6}, kFloat32)),
+                        "expected all tensors on one device");
+  EXPECT_ERROR_CONTAINS(raw::linear(cuda0(a), cuda0(input({6, 4}, kFloat32)), input({6}, kFloat32)),
+                        "expected all tensors on one device");
+  auto mm = [](const Tensor& x, const Tensor& y) { raw::matmul(x, y); };
+  auto bmm = [](const Tensor& x, const Tensor& y) { raw::bmm(x, y); };
+  auto lin = [](const Tensor& x, const Tensor& y) { raw::linear(x, y, Tensor()); };
+  expect_same_error(mm, a, b);
+  expect_same_error(mm, input({2, 3, 4}, kFloat32), input({3, 4, 5}, kFloat32));
+  expect_same_error(mm, a, input({4, 6}, kFloat64));
+  expect_same_error(mm, raw::to(a, kInt64), raw::to(input({4, 6}, kFloat32), kInt64));
+  expect_same_error(bmm, input({2, 3, 4}, kFloat32), input({3, 4, 5}, kFloat32));
+  expect_same_error(bmm, a, input({4, 6}, kFloat32));
+  expect_same_error(lin, a, b);
+}
+
+}  // namespace
