@@ -1,14 +1,18 @@
 // Indexing and joining on the CPU. Pure data movement (gather, index_select, where, masked_fill)
 // dispatches on the element SIZE, not the dtype: one instantiation moves every dtype of that
 // width. Joins and pads are built from views plus copy_ (which is parallel and converts dtypes).
+// CUDA tensors share the validation: the joins, pads, flips and repeats run on CUDA through copy_
+// and fill_ as they are; the element kernels route to tensor/cuda/indexing.cu.
 #include <algorithm>
 #include <atomic>
 #include <cstring>
 #include <limits>
 
+#include "tensor/backend.h"
 #include "tensor/convert.h"
 #include "tensor/cpu/loops.h"
 #include "tensor/creation.h"
+#include "tensor/cuda/indexing.h"
 #include "tensor/indexing.h"
 #include "tensor/views.h"
 
@@ -40,23 +44,25 @@ void dispatch_index(const Tensor& index, const char* op, Fn&& fn) {
   CXR_FAIL(op, ": index must be int64 or int32, got ", describe(index));
 }
 
-void check_cpu(const Tensor& t, const char* op) {
+void check_defined(const Tensor& t, const char* op) {
   CXR_CHECK(t.defined(), op, ": undefined tensor");
-  CXR_CHECK(t.device().is_cpu(), op, ": ", describe(t), " is not on the cpu");
 }
 
 void check_index(const Tensor& index, const char* op) {
-  check_cpu(index, op);
+  check_defined(index, op);
   CXR_CHECK(index.dtype() == kInt64 || index.dtype() == kInt32, op,
             ": index must be int64 or int32, got ", describe(index));
 }
 
 // Throws, naming the op, when a value of `index` (int64 or int32) lies outside [0, size). The
 // gather/scatter kernels check their indices as they go (a bad index is never dereferenced) and
-// call this on failure for a message that does not depend on which thread saw what.
+// call this on failure for a message that does not depend on which thread saw what. A CUDA index
+// is checked on the device first and copied to the host only to name the bad value.
 void check_index_range(const Tensor& index, int64_t size, int64_t dim, const Tensor& t,
                        const char* op) {
-  Tensor idx = contiguous(index);
+  if constexpr (kCudaBuilt)
+    if (index.device().is_cuda() && cuda::index_in_range(index, size)) return;
+  Tensor idx = contiguous(to(index, Device::cpu()));
   const int64_t n = idx.numel();
   if (n == 0) return;
   int64_t lo = std::numeric_limits<int64_t>::max(), hi = std::numeric_limits<int64_t>::min();
@@ -95,6 +101,12 @@ void gather_kernel(const Tensor& out, const Tensor& src, int64_t dim, const Tens
   const int64_t dim_stride = src.strides()[size_t(dim)];
   if (size == 0) return check_index_range(index, size, dim_arg, src, op);  // any index is bad
   Tensor sv = zero_stride_view(src, out.sizes(), dim);
+  if constexpr (kCudaBuilt)
+    if (out.device().is_cuda()) {
+      if (!cuda::gather(out, sv, index, size, dim_stride))
+        check_index_range(index, size, dim_arg, src, op);
+      return;
+    }
   std::atomic<bool> bad{false};
   dispatch_by_size(out.element_size(), [&]<typename U>() {
     dispatch_index(index, op, [&]<typename I>() {
@@ -175,6 +187,15 @@ void scatter_add_kernel(const Tensor& target, int64_t dim, const Tensor& index, 
                         const Shape& shape, int64_t dim_arg, const char* op) {
   if (shape_numel(shape) == 0) return;
   Tensor tv = zero_stride_view(target, shape, dim);
+  const int64_t size = target.sizes()[size_t(dim)];
+  const int64_t dim_stride = target.strides()[size_t(dim)];
+  if constexpr (kCudaBuilt)
+    if (target.device().is_cuda()) {
+      const bool ok = cuda::scatter_add(tv, dim, index, src, shape, size, dim_stride);
+      target.storage()->bump_version();
+      if (!ok) check_index_range(index, size, dim_arg, target, op);
+      return;
+    }
   // Dims in loop order: every dim but `dim`, then `dim` innermost.
   Shape order_shape;
   std::array<Shape, 3> order_strides;
@@ -190,8 +211,6 @@ void scatter_add_kernel(const Tensor& target, int64_t dim, const Tensor& index, 
   const cpu::LoopGeometry<3> g = cpu::make_geometry<3>(order_shape, order_strides);
   std::array<char*, 3> base;
   for (size_t i = 0; i < 3; ++i) base[i] = static_cast<char*>(ops[i]->data_ptr());
-  const int64_t size = target.sizes()[size_t(dim)];
-  const int64_t dim_stride = target.strides()[size_t(dim)];
   bool ok = true;
   CXR_DISPATCH_ALL(target.dtype(), op, [&]<typename T>() {
     dispatch_index(index, op,
@@ -214,13 +233,14 @@ uint64_t value_bits(double value, DType dtype, const char* op) {
 }  // namespace
 
 Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
-  check_cpu(t, "index_select");
+  check_defined(t, "index_select");
   CXR_CHECK(t.dim() > 0, "index_select: expected a tensor with at least one dim, got ",
             describe(t));
   CXR_CHECK(index.defined() && index.dim() <= 1, "index_select: index must be 0-D or 1-D, got ",
             describe(index));
   int64_t d = normalize_dim(dim, t.dim(), "index_select");
   check_index(index, "index_select");
+  common_device("index_select", {t, index});
   Shape shape = t.sizes();
   shape[size_t(d)] = index.numel();
   Tensor out = empty(shape, t.dtype(), t.device());
@@ -233,7 +253,7 @@ Tensor index_select(const Tensor& t, int64_t dim, const Tensor& index) {
 }
 
 Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
-  check_cpu(t, "gather");
+  check_defined(t, "gather");
   CXR_CHECK(t.dim() > 0, "gather: expected a tensor with at least one dim, got ", describe(t));
   CXR_CHECK(index.defined() && index.dim() == t.dim(), "gather: index ", describe(index),
             " must have as many dims as the input ", describe(t));
@@ -242,6 +262,7 @@ Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
     CXR_CHECK(k == d || index.sizes()[size_t(k)] <= t.sizes()[size_t(k)], "gather: index ",
               describe(index), " is larger than the input ", describe(t), " in dim ", k);
   check_index(index, "gather");
+  common_device("gather", {t, index});
   Tensor out = empty(index.sizes(), t.dtype(), t.device());
   if (out.numel() == 0) {  // nothing to move, but the index must still be valid
     check_index_range(index, t.sizes()[size_t(d)], dim, t, "gather");
@@ -252,8 +273,8 @@ Tensor gather(const Tensor& t, int64_t dim, const Tensor& index) {
 }
 
 Tensor scatter_add(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
-  check_cpu(t, "scatter_add");
-  check_cpu(src, "scatter_add");
+  check_defined(t, "scatter_add");
+  check_defined(src, "scatter_add");
   CXR_CHECK(t.dim() > 0, "scatter_add: expected a tensor with at least one dim, got ", describe(t));
   CXR_CHECK(index.defined() && index.dim() == t.dim() && src.dim() == t.dim(),
             "scatter_add: input ", describe(t), ", index ", describe(index), " and src ",
@@ -268,6 +289,7 @@ Tensor scatter_add(const Tensor& t, int64_t dim, const Tensor& index, const Tens
               " or the input ", describe(t), " in dim ", k);
   }
   check_index(index, "scatter_add");
+  common_device("scatter_add", {t, index, src});
   Tensor out = clone(t);
   Tensor sv(src.storage(), index.sizes(), src.strides(), src.offset(), src.dtype());
   scatter_add_kernel(out, d, index, sv, index.sizes(), dim, "scatter_add");
@@ -275,8 +297,8 @@ Tensor scatter_add(const Tensor& t, int64_t dim, const Tensor& index, const Tens
 }
 
 void index_add_(const Tensor& t, int64_t dim, const Tensor& index, const Tensor& src) {
-  check_cpu(t, "index_add_");
-  check_cpu(src, "index_add_");
+  check_defined(t, "index_add_");
+  check_defined(src, "index_add_");
   CXR_CHECK(t.dim() > 0, "index_add_: expected a tensor with at least one dim, got ", describe(t));
   CXR_CHECK(index.defined() && index.dim() <= 1, "index_add_: index must be 0-D or 1-D, got ",
             describe(index));
@@ -294,19 +316,26 @@ void index_add_(const Tensor& t, int64_t dim, const Tensor& index, const Tensor&
               " whose elements overlap (an expanded view); clone it first");
   // Checked first: an in-place op must not leave `t` half updated.
   check_index(index, "index_add_");
+  common_device("index_add_", {t, index, src});
   check_index_range(index, t.sizes()[size_t(d)], dim, t, "index_add_");
   scatter_add_kernel(t, d, index_along(index, expected, d), src, expected, dim, "index_add_");
 }
 
 Tensor masked_fill(const Tensor& t, const Tensor& mask, double value) {
-  check_cpu(t, "masked_fill");
-  check_cpu(mask, "masked_fill");
+  check_defined(t, "masked_fill");
+  check_defined(mask, "masked_fill");
+  common_device("masked_fill", {t, mask});
   CXR_CHECK(mask.dtype() == kBool, "masked_fill: mask must be bool, got ", describe(mask));
   CXR_CHECK(broadcast_shapes(t.sizes(), mask.sizes(), "masked_fill") == t.sizes(),
             "masked_fill: mask ", describe(mask), " must broadcast to the shape of the input ",
             describe(t));
   Tensor out = empty(t.sizes(), t.dtype(), t.device());
   const uint64_t bits = value_bits(value, t.dtype(), "masked_fill");
+  if constexpr (kCudaBuilt)
+    if (t.device().is_cuda()) {
+      cuda::masked_fill(out, t, mask, bits);
+      return out;
+    }
   dispatch_by_size(t.element_size(), [&]<typename U>() {
     U fill;
     std::memcpy(&fill, &bits, sizeof(U));
@@ -323,14 +352,20 @@ Tensor masked_fill(const Tensor& t, const Tensor& mask, double value) {
 }
 
 Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
-  check_cpu(cond, "where");
-  check_cpu(a, "where");
-  check_cpu(b, "where");
+  check_defined(cond, "where");
+  check_defined(a, "where");
+  check_defined(b, "where");
+  common_device("where", {cond, a, b});
   const DType dtype = promote_types(a.dtype(), b.dtype());
   Shape shape =
       broadcast_shapes(broadcast_shapes(cond.sizes(), a.sizes(), "where"), b.sizes(), "where");
   Tensor c = to(cond, kBool), x = to(a, dtype), y = to(b, dtype);
   Tensor out = empty(shape, dtype, a.device());
+  if constexpr (kCudaBuilt)
+    if (out.device().is_cuda()) {
+      cuda::where(out, c, x, y);
+      return out;
+    }
   dispatch_by_size(out.element_size(), [&]<typename U>() {
     cpu::for_each_row<4>(
         shape, {&out, &c, &x, &y},
@@ -353,12 +388,12 @@ Tensor cat(const std::vector<Tensor>& tensors, int64_t dim) {
   const Tensor* ref = nullptr;
   for (size_t i = 0; i < tensors.size(); ++i) {
     CXR_CHECK(tensors[i].defined(), "cat: tensor ", i, " is undefined");
-    check_cpu(tensors[i], "cat");
+    common_device("cat", {tensors[0], tensors[i]});
     dtype = promote_types(dtype, tensors[i].dtype());
     bool skipped = tensors[i].dim() == 1 && tensors[i].numel() == 0;
     if (!skipped && !ref) ref = &tensors[i];
   }
-  if (!ref) return empty({0}, dtype);
+  if (!ref) return empty({0}, dtype, tensors[0].device());
   CXR_CHECK(ref->dim() > 0, "cat: a 0-dim tensor ", describe(*ref), " cannot be concatenated");
   const int64_t d = normalize_dim(dim, ref->dim(), "cat");
   Shape shape = ref->sizes();
@@ -447,7 +482,7 @@ std::vector<Tensor> chunk(const Tensor& t, int64_t chunks, int64_t dim) {
 }
 
 Tensor pad(const Tensor& t, const std::vector<int64_t>& pad, PadMode mode, double value) {
-  check_cpu(t, "pad");
+  check_defined(t, "pad");
   const int64_t n = t.dim();
   const char* mode_name = mode == PadMode::Constant  ? "constant"
                           : mode == PadMode::Reflect ? "reflect"
@@ -522,7 +557,7 @@ Tensor pad(const Tensor& t, const std::vector<int64_t>& pad, PadMode mode, doubl
 }
 
 Tensor flip(const Tensor& t, const std::vector<int64_t>& dims) {
-  check_cpu(t, "flip");
+  check_defined(t, "flip");
   if (dims.empty()) return clone(t);
   // A view with negated strides (internal only) copied into a fresh tensor.
   Shape strides = t.strides();
@@ -536,7 +571,7 @@ Tensor flip(const Tensor& t, const std::vector<int64_t>& dims) {
 }
 
 Tensor roll(const Tensor& t, const std::vector<int64_t>& shifts, const std::vector<int64_t>& dims) {
-  check_cpu(t, "roll");
+  check_defined(t, "roll");
   if (dims.empty()) {
     CXR_CHECK(shifts.size() == 1, "roll: without dims, expected one shift, got ", shifts.size());
     return reshape(roll(flatten(t), shifts, {0}), t.sizes());
@@ -563,7 +598,7 @@ Tensor roll(const Tensor& t, const std::vector<int64_t>& shifts, const std::vect
 }
 
 Tensor repeat(const Tensor& t, const std::vector<int64_t>& repeats) {
-  check_cpu(t, "repeat");
+  check_defined(t, "repeat");
   const int64_t k = int64_t(repeats.size()), n = t.dim();
   CXR_CHECK(k >= n, "repeat: ", k, " repeats for ", describe(t),
             "; expected at least one per dim (", n, ")");

@@ -2,32 +2,34 @@
 // and weight formulas follow PyTorch's CPU kernels (aten/src/ATen/native/Pool.h pooling output
 // size, AdaptivePooling.h bins, UpSample.h source indices), re-derived here. Every (n, c) plane is
 // handled by one thread, so backward scatter-adds run in a fixed order for any thread count.
+// CUDA tensors take the same validation and run the kernels of tensor/cuda/pool.cu.
 #include <algorithm>  // std::min, std::max
 #include <cmath>      // std::floor, std::isnan
 #include <limits>
 #include <string>
 #include <vector>
 
+#include "tensor/backend.h"
 #include "tensor/conv.h"
 #include "tensor/convert.h"
 #include "tensor/creation.h"
+#include "tensor/cuda/indexing.h"
+#include "tensor/cuda/pool.h"
 
 namespace cxr::raw {
 namespace {
 
-// Geometry of a pooling or upsampling: planes of in_h x in_w become planes of out_h x out_w.
-struct PlaneShape {
-  int64_t planes, in_h, in_w, out_h, out_w;
-};
+// Geometry of a pooling or upsampling: planes of in_h x in_w become planes of out_h x out_w (the
+// struct the CUDA kernels take too).
+using PlaneShape = cuda::PlaneGeometry;
 
 std::string int2_str(Int2 v) {
   return detail::cat("(", v[0], ", ", v[1], ")");
 }
 
-// Checks a 3-D/4-D floating CPU input and returns its leading dims (the plane dims).
+// Checks a 3-D/4-D floating input and returns its leading dims (the plane dims).
 Shape plane_dims(const char* op, const Tensor& x) {
   CXR_CHECK(x.defined(), op, ": input is undefined");
-  CXR_CHECK(x.device().is_cpu(), op, ": CPU kernel got a tensor on ", x.device().str());
   CXR_CHECK(is_floating(x.dtype()), op, ": expected a floating input, got ", describe(x));
   CXR_CHECK(x.dim() == 3 || x.dim() == 4, op,
             ": expected a 3-D [C, H, W] or 4-D [N, C, H, W] input, got ", describe(x));
@@ -84,10 +86,31 @@ PlaneShape pool_shape(const char* op, const Shape& in, const Pool2dParams& p, bo
 
 void check_grad(const char* op, const Tensor& grad, const Shape& expected) {
   CXR_CHECK(grad.defined(), op, ": grad_out is undefined");
-  CXR_CHECK(grad.device().is_cpu(), op, ": CPU kernel got grad_out on ", grad.device().str());
   CXR_CHECK(is_floating(grad.dtype()), op, ": grad_out must be floating, got ", describe(grad));
   CXR_CHECK(grad.sizes() == expected, op, ": grad_out ", describe(grad),
             " does not match the output shape ", shape_str(expected));
+}
+
+// The gradient of the input: on CUDA left uninitialised (the gather kernels write every element),
+// on the CPU zeros for the scatter-add kernels.
+Tensor grad_input(const Shape& input_shape, const Tensor& g) {
+  if (g.device().is_cuda()) return empty(input_shape, g.dtype(), g.device());
+  return zeros(input_shape, g.dtype());
+}
+
+// Indices come from max_pool2d, but a bad one must not write out of bounds. On CUDA a device check
+// runs first; only when it fails are the indices copied to the host to name the bad value.
+void check_plane_indices(const Tensor& idx, int64_t in_plane) {
+  Tensor host = idx;
+  if constexpr (kCudaBuilt)
+    if (idx.device().is_cuda()) {
+      if (cuda::index_in_range(idx, in_plane)) return;
+      host = to(idx, Device::cpu());
+    }
+  const int64_t* ip = host.data<int64_t>();
+  for (int64_t i = 0; i < host.numel(); ++i)
+    CXR_CHECK(ip[i] >= 0 && ip[i] < in_plane, "max_pool2d_backward: index ", ip[i],
+              " is outside the input plane of ", in_plane, " elements");
 }
 
 // Planes below this many output elements in total stay on one thread.
@@ -342,8 +365,13 @@ PoolResult max_pool2d(const Tensor& x, const Pool2dParams& p) {
   const Shape lead = plane_dims("max_pool2d", x);
   const PlaneShape s = pool_shape("max_pool2d", x.sizes(), p, true);
   const Tensor xc = contiguous(x);
-  PoolResult r{empty(with_spatial(lead, s.out_h, s.out_w), x.dtype()),
-               empty(with_spatial(lead, s.out_h, s.out_w), kInt64)};
+  PoolResult r{empty(with_spatial(lead, s.out_h, s.out_w), x.dtype(), x.device()),
+               empty(with_spatial(lead, s.out_h, s.out_w), kInt64, x.device())};
+  if constexpr (kCudaBuilt)
+    if (x.device().is_cuda()) {
+      cuda::max_pool2d(xc, r.out, r.indices, s, p);
+      return r;
+    }
   CXR_DISPATCH_FLOAT(x.dtype(), "max_pool2d", [&]<typename T>() {
     max_pool_kernel<T>(xc.data<T>(), r.out.data<T>(), r.indices.data<int64_t>(), s, p);
   });
@@ -362,18 +390,21 @@ Tensor max_pool2d_backward(const Tensor& grad_out, const Tensor& indices,
             "max_pool2d_backward: grad_out ", describe(grad_out), " does not match input shape ",
             shape_str(input_shape));
   check_grad("max_pool2d_backward", grad_out, indices.sizes());
+  common_device("max_pool2d_backward", {grad_out, indices});
   const Tensor g = contiguous(grad_out), idx = contiguous(indices);
-  const int64_t in_plane = input_shape[input_shape.size() - 2] * input_shape.back();
-  const int64_t out_plane = g.size(-2) * g.size(-1);
+  const int64_t in_h = input_shape[input_shape.size() - 2], in_w = input_shape.back();
+  const int64_t in_plane = in_h * in_w, out_plane = g.size(-2) * g.size(-1);
   const int64_t planes = shape_numel(input_shape) / in_plane;
-  // Indices come from max_pool2d, but a bad one must not write out of bounds.
-  const int64_t* ip = idx.data<int64_t>();
-  for (int64_t i = 0; i < idx.numel(); ++i)
-    CXR_CHECK(ip[i] >= 0 && ip[i] < in_plane, "max_pool2d_backward: index ", ip[i],
-              " is outside the input plane of ", in_plane, " elements");
-  Tensor gi = zeros(input_shape, g.dtype());
+  check_plane_indices(idx, in_plane);
+  Tensor gi = grad_input(input_shape, g);
+  if constexpr (kCudaBuilt)
+    if (g.device().is_cuda()) {
+      cuda::max_pool2d_backward(g, idx, gi, {planes, in_h, in_w, g.size(-2), g.size(-1)});
+      return gi;
+    }
   CXR_DISPATCH_FLOAT(g.dtype(), "max_pool2d_backward", [&]<typename T>() {
-    max_pool_backward_kernel<T>(g.data<T>(), ip, gi.data<T>(), planes, out_plane, in_plane);
+    max_pool_backward_kernel<T>(g.data<T>(), idx.data<int64_t>(), gi.data<T>(), planes, out_plane,
+                                in_plane);
   });
   return gi;
 }
@@ -382,7 +413,12 @@ Tensor avg_pool2d(const Tensor& x, const Pool2dParams& p) {
   const Shape lead = plane_dims("avg_pool2d", x);
   const PlaneShape s = pool_shape("avg_pool2d", x.sizes(), p, false);
   const Tensor xc = contiguous(x);
-  Tensor out = empty(with_spatial(lead, s.out_h, s.out_w), x.dtype());
+  Tensor out = empty(with_spatial(lead, s.out_h, s.out_w), x.dtype(), x.device());
+  if constexpr (kCudaBuilt)
+    if (x.device().is_cuda()) {
+      cuda::avg_pool2d(xc, out, s, p);
+      return out;
+    }
   CXR_DISPATCH_FLOAT(x.dtype(), "avg_pool2d",
                      [&]<typename T>() { avg_pool_kernel<T>(xc.data<T>(), out.data<T>(), s, p); });
   return out;
@@ -395,7 +431,12 @@ Tensor avg_pool2d_backward(const Tensor& grad_out, const Shape& input_shape,
   const Shape lead(input_shape.begin(), input_shape.end() - 2);
   check_grad("avg_pool2d_backward", grad_out, with_spatial(lead, s.out_h, s.out_w));
   const Tensor g = contiguous(grad_out);
-  Tensor gi = zeros(input_shape, g.dtype());
+  Tensor gi = grad_input(input_shape, g);
+  if constexpr (kCudaBuilt)
+    if (g.device().is_cuda()) {
+      cuda::avg_pool2d_backward(g, gi, s, p);
+      return gi;
+    }
   CXR_DISPATCH_FLOAT(g.dtype(), "avg_pool2d_backward", [&]<typename T>() {
     avg_pool_backward_kernel<T>(g.data<T>(), gi.data<T>(), s, p);
   });
@@ -406,7 +447,12 @@ Tensor adaptive_avg_pool2d(const Tensor& x, Int2 output_size) {
   const Shape lead = plane_dims("adaptive_avg_pool2d", x);
   const PlaneShape s = resize_shape("adaptive_avg_pool2d", x.sizes(), output_size);
   const Tensor xc = contiguous(x);
-  Tensor out = empty(with_spatial(lead, s.out_h, s.out_w), x.dtype());
+  Tensor out = empty(with_spatial(lead, s.out_h, s.out_w), x.dtype(), x.device());
+  if constexpr (kCudaBuilt)
+    if (x.device().is_cuda()) {
+      cuda::adaptive_avg_pool2d(xc, out, s);
+      return out;
+    }
   CXR_DISPATCH_FLOAT(x.dtype(), "adaptive_avg_pool2d",
                      [&]<typename T>() { adaptive_avg_kernel<T>(xc.data<T>(), out.data<T>(), s); });
   return out;
@@ -422,7 +468,12 @@ Tensor adaptive_avg_pool2d_backward(const Tensor& grad_out, const Shape& input_s
   const Shape lead(input_shape.begin(), input_shape.end() - 2);
   check_grad("adaptive_avg_pool2d_backward", grad_out, with_spatial(lead, s.out_h, s.out_w));
   const Tensor g = contiguous(grad_out);
-  Tensor gi = zeros(input_shape, g.dtype());
+  Tensor gi = grad_input(input_shape, g);
+  if constexpr (kCudaBuilt)
+    if (g.device().is_cuda()) {
+      cuda::adaptive_avg_pool2d_backward(g, gi, s);
+      return gi;
+    }
   CXR_DISPATCH_FLOAT(g.dtype(), "adaptive_avg_pool2d_backward", [&]<typename T>() {
     adaptive_avg_backward_kernel<T>(g.data<T>(), gi.data<T>(), s);
   });
@@ -433,7 +484,12 @@ Tensor upsample_nearest2d(const Tensor& x, Int2 output_size) {
   const Shape lead = plane_dims("upsample_nearest2d", x);
   const PlaneShape s = resize_shape("upsample_nearest2d", x.sizes(), output_size);
   const Tensor xc = contiguous(x);
-  Tensor out = empty(with_spatial(lead, s.out_h, s.out_w), x.dtype());
+  Tensor out = empty(with_spatial(lead, s.out_h, s.out_w), x.dtype(), x.device());
+  if constexpr (kCudaBuilt)
+    if (x.device().is_cuda()) {
+      cuda::upsample_nearest2d(xc, out, s);
+      return out;
+    }
   CXR_DISPATCH_FLOAT(x.dtype(), "upsample_nearest2d", [&]<typename T>() {
     nearest_kernel<T>(xc.data<T>(), out.data<T>(), s, false);
   });
@@ -450,7 +506,12 @@ Tensor upsample_nearest2d_backward(const Tensor& grad_out, const Shape& input_sh
   const Shape lead(input_shape.begin(), input_shape.end() - 2);
   check_grad("upsample_nearest2d_backward", grad_out, with_spatial(lead, s.out_h, s.out_w));
   const Tensor g = contiguous(grad_out);
-  Tensor gi = zeros(input_shape, g.dtype());
+  Tensor gi = grad_input(input_shape, g);
+  if constexpr (kCudaBuilt)
+    if (g.device().is_cuda()) {
+      cuda::upsample_nearest2d_backward(g, gi, s);
+      return gi;
+    }
   CXR_DISPATCH_FLOAT(g.dtype(), "upsample_nearest2d_backward",
                      [&]<typename T>() { nearest_kernel<T>(g.data<T>(), gi.data<T>(), s, true); });
   return gi;
@@ -460,7 +521,12 @@ Tensor upsample_bilinear2d(const Tensor& x, Int2 output_size, bool align_corners
   const Shape lead = plane_dims("upsample_bilinear2d", x);
   const PlaneShape s = resize_shape("upsample_bilinear2d", x.sizes(), output_size);
   const Tensor xc = contiguous(x);
-  Tensor out = empty(with_spatial(lead, s.out_h, s.out_w), x.dtype());
+  Tensor out = empty(with_spatial(lead, s.out_h, s.out_w), x.dtype(), x.device());
+  if constexpr (kCudaBuilt)
+    if (x.device().is_cuda()) {
+      cuda::upsample_bilinear2d(xc, out, s, align_corners);
+      return out;
+    }
   CXR_DISPATCH_FLOAT(x.dtype(), "upsample_bilinear2d", [&]<typename T>() {
     bilinear_kernel<T>(xc.data<T>(), out.data<T>(), s, align_corners, false);
   });
@@ -478,7 +544,12 @@ Tensor upsample_bilinear2d_backward(const Tensor& grad_out, const Shape& input_s
   const Shape lead(input_shape.begin(), input_shape.end() - 2);
   check_grad("upsample_bilinear2d_backward", grad_out, with_spatial(lead, s.out_h, s.out_w));
   const Tensor g = contiguous(grad_out);
-  Tensor gi = zeros(input_shape, g.dtype());
+  Tensor gi = grad_input(input_shape, g);
+  if constexpr (kCudaBuilt)
+    if (g.device().is_cuda()) {
+      cuda::upsample_bilinear2d_backward(g, gi, s, align_corners);
+      return gi;
+    }
   CXR_DISPATCH_FLOAT(g.dtype(), "upsample_bilinear2d_backward", [&]<typename T>() {
     bilinear_kernel<T>(g.data<T>(), gi.data<T>(), s, align_corners, true);
   });
