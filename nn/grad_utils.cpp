@@ -216,7 +216,8 @@ void EMA::load_state_dict(const std::map<std::string, Tensor>& state) {
     CXR_CHECK(t.sizes() == shadow_[i].sizes() && t.dtype() == shadow_[i].dtype(),
               "EMA.load_state_dict: '", key, "' is ", describe(t), " but the average is ",
               describe(shadow_[i]));
-    shadow[i] = raw::clone(t);
+    shadow[i] = raw::empty_like(shadow_[i]);  // a copy on the average's device
+    raw::copy_(shadow[i], t);
   }
   CXR_CHECK(updates >= 0, "EMA.load_state_dict: missing key 'num_updates'");
   for (size_t i = 0; i < shadow.size(); ++i)

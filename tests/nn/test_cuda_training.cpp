@@ -301,6 +301,12 @@ TEST(CudaTraining, EmaMatchesTheCpu) {
   }
   EXPECT_EQ(ema_gpu.shadow()[0].device(), kCuda);
   EXPECT_ALL_CLOSE(ema_gpu.shadow()[0], ema_cpu.shadow()[0], 1e-6, 1e-7);
+  // A cpu state (as read from a checkpoint) loads onto the device and continues there.
+  ema_gpu.load_state_dict(ema_cpu.state_dict());
+  EXPECT_EQ(ema_gpu.shadow()[0].device(), kCuda);
+  ema_cpu.update();
+  ema_gpu.update();
+  EXPECT_ALL_CLOSE(ema_gpu.shadow()[0], ema_cpu.shadow()[0], 1e-6, 1e-7);
 }
 
 TEST(CudaTraining, StateDictSavedFromCudaLoadsBitwiseOnTheCpu) {
