@@ -394,6 +394,9 @@ CXR_ALWAYS_INLINE bool better(C v, C best) {
 template <typename T, bool kMax>
 void minmax_kernel(const Plan& p, T* values, int64_t* indices) {
   using C = compute_t<T>;
+  // Per-task partial results; bool in bytes, since the tasks write them from several threads and
+  // std::vector<bool> packs bits (concurrent writes to one word would race).
+  using Slot = std::conditional_t<std::is_same_v<C, bool>, uint8_t, C>;
   const T* base = static_cast<const T*>(p.src.data_ptr());
   auto store = [&](int64_t o, C v, int64_t i) {
     if (values) values[o] = convert<T>(v);
@@ -401,8 +404,7 @@ void minmax_kernel(const Plan& p, T* values, int64_t* indices) {
   };
   if (p.columns) {
     const ColumnSplit cs = column_split(p);
-    std::vector<std::conditional_t<std::is_same_v<C, bool>, uint8_t, C>> pv(
-        static_cast<size_t>(cs.tasks * cs.width));
+    std::vector<Slot> pv(static_cast<size_t>(cs.tasks * cs.width));
     std::vector<int64_t> pi(static_cast<size_t>(cs.tasks * cs.width));
 #pragma omp parallel for schedule(static) if (run_parallel(p.outer_count * p.K * p.R, cs.tasks))
     for (int64_t task = 0; task < cs.tasks; ++task) {
@@ -441,7 +443,7 @@ void minmax_kernel(const Plan& p, T* values, int64_t* indices) {
   }
   const int64_t chunks = std::max<int64_t>(1, (p.R + kChunk - 1) / kChunk);
   const int64_t tasks = p.outer_count * chunks;
-  std::vector<C> pv(static_cast<size_t>(tasks));
+  std::vector<Slot> pv(static_cast<size_t>(tasks));
   std::vector<int64_t> pi(static_cast<size_t>(tasks));
 #pragma omp parallel for schedule(static) if (run_parallel(p.outer_count * p.R, tasks))
   for (int64_t task = 0; task < tasks; ++task) {
@@ -459,11 +461,11 @@ void minmax_kernel(const Plan& p, T* values, int64_t* indices) {
   }
   for (int64_t o = 0; o < p.outer_count; ++o) {
     size_t b = size_t(o * chunks);
-    C best = pv[b];
+    C best = C(pv[b]);
     int64_t bi = pi[b];
     for (int64_t c = 1; c < chunks; ++c)
       if (better<kMax>(C(pv[b + size_t(c)]), best))
-        best = pv[b + size_t(c)], bi = pi[b + size_t(c)];
+        best = C(pv[b + size_t(c)]), bi = pi[b + size_t(c)];
     store(o, best, bi);
   }
 }
