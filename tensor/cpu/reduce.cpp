@@ -17,12 +17,9 @@
 #include "tensor/backend.h"
 #include "tensor/convert.h"
 #include "tensor/creation.h"
+#include "tensor/cuda/reduce.h"
 #include "tensor/elementwise.h"
 #include "tensor/reduce.h"
-
-#ifdef CXR_WITH_CUDA
-#include "tensor/cuda/reduce.h"
-#endif
 
 #define CXR_VECTOR_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #define CXR_ALWAYS_INLINE inline __attribute__((always_inline))

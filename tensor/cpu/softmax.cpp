@@ -9,12 +9,9 @@
 #include "tensor/backend.h"
 #include "tensor/cpu/nn_clones.h"
 #include "tensor/creation.h"
+#include "tensor/cuda/softmax.h"
 #include "tensor/math.h"  // math::exp, the shared float32 exp
 #include "tensor/nn_ops.h"
-
-#ifdef CXR_WITH_CUDA
-#include "tensor/cuda/softmax.h"
-#endif
 
 namespace cxr::raw {
 namespace {

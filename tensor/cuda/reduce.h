@@ -2,7 +2,7 @@
 // tensor/reduce.h. The raw op (tensor/cpu/reduce.cpp) has validated dims and dtypes, handled empty
 // outputs and empty reductions where the op's result does not come from a kernel, and allocated
 // the contiguous outputs on the input's device. `reduced[d]` marks the reduced dims of `t`.
-// Plain C++ header, present only in CUDA builds.
+// Plain C++ header, included in every build; the functions are defined only where CUDA is built.
 #pragma once
 
 #include <vector>

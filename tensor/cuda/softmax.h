@@ -1,7 +1,7 @@
 // Host entry points of the CUDA softmax kernels (tensor/cuda/softmax.cu) behind softmax,
 // log_softmax and their backward ops of tensor/nn_ops.h. The raw op (tensor/cpu/softmax.cpp) has
-// validated the dtypes, shapes and devices and normalized `dim`. Plain C++ header, present only in
-// CUDA builds.
+// validated the dtypes, shapes and devices and normalized `dim`. Plain C++ header, included in
+// every build; the functions are defined only where CUDA is built.
 #pragma once
 
 #include "tensor/tensor.h"
