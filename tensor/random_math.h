@@ -122,14 +122,14 @@ CXR_HD double uniform_value(uint32_t w, double low, double span) {
 // Element j (0..3) of a block's normals: Box-Muller on the pairs (w0, w1) and (w2, w3),
 // r = sqrt(-2 ln u1) with u1 in (0, 1], angle 2 pi u2 with u2 in [0, 1); even j take r cos, odd j
 // r sin.
-CXR_HD double normal_value(const uint32_t w[4], int j, double mean, double std) {
+CXR_HD double normal_value(const uint32_t w[4], int j, double mean, double stddev) {
   const int pair = j / 2 * 2;
   const double u1 = double(uniform_open_closed(w[pair]));
   const double u2 = double(uniform_closed_open(w[pair + 1]));
   const double r = std::sqrt(-2.0 * log_f64(u1));
   double s, c;
   sincos_f64(2.0 * 3.141592653589793 * u2, &s, &c);
-  return mean + std * r * (j % 2 == 0 ? c : s);
+  return mean + stddev * r * (j % 2 == 0 ? c : s);
 }
 
 // Integer j (0..1) of a block: 64 random bits (words 2j and 2j+1) modulo the range, plus low

@@ -20,9 +20,9 @@ struct UniformFn {
   }
 };
 struct NormalFn {
-  double mean, std;
+  double mean, stddev;
   __device__ double operator()(const uint32_t* w, int j, int64_t) const {
-    return rng::normal_value(w, j, mean, std);
+    return rng::normal_value(w, j, mean, stddev);
   }
 };
 struct BernoulliFn {
