@@ -137,6 +137,33 @@ TEST(CudaReduce, SumOverDimSetsEveryDtypeAndView) {
   }
 }
 
+// Broadcast (stride-0) inputs, as the gradients of broadcast ops are.
+TEST(CudaReduce, ReductionsOfExpandedInputs) {
+  CXR_SKIP_WITHOUT_CUDA();
+  const View expanded = [](const Tensor& t) { return raw::expand(t, {5, 7, 9}); };
+  for (DType dt : {kFloat32, kFloat16, kInt32}) {
+    const Tensor x = sample({5, 1, 9}, dt, 21);
+    const double t = tol(dt);
+    for (const auto& dims : kDimSets) {
+      const std::string tag = " of an expanded input dims " + dims_str(dims) + " " + dname(dt);
+      expect_matches(
+          "sum" + tag, x, [&](const Tensor& a) { return raw::sum(a, dims); }, t,
+          t * sum_scale(expanded(x), dims, false), expanded);
+      expect_matches(
+          "amax" + tag, x, [&](const Tensor& a) { return raw::amax(a, dims); }, 0, 0, expanded);
+    }
+    expect_matches(
+        "sum_to [1, 7, 1] of an expanded input " + dname(dt), x,
+        [](const Tensor& a) {
+          return raw::sum_to(a, {1, 7, 1});
+        },
+        t, t * 200, expanded);
+    expect_matches(
+        "cumsum dim 1 of an expanded input " + dname(dt), x,
+        [](const Tensor& a) { return raw::cumsum(a, 1); }, t, t * 30, expanded);
+  }
+}
+
 TEST(CudaReduce, MeanVarStdOverDimSetsFloatDtypes) {
   CXR_SKIP_WITHOUT_CUDA();
   for (DType dt : kFloats) {
