@@ -1,14 +1,15 @@
 // CUDA convolutions (tensor/conv.h) through cuDNN's convolution API (cudnnConvolutionForward,
 // ...BackwardData, ...BackwardFilter) on contiguous NCHW tensors. Data and compute types: float32
 // with TF32 tensor cores allowed (CUDNN_DEFAULT_MATH), float16/bfloat16 with float32 compute on
-// tensor cores, float64 in float64. The algorithm of each (pass, shapes, parameters, dtype, device)
-// is chosen once from cuDNN's heuristics (cudnnGet*Algorithm_v7) and cached: the first result that
-// is supported, deterministic (same input, same bits; the backward algorithms that add with
-// atomics are skipped while another one exists), does not down-convert to a lower precision and
-// needs at most kMaxWorkspace of scratch memory, which comes from the memory pool as a uint8
-// tensor. The bias is written into the output first and the convolution added onto it (beta = 1),
-// as the CPU kernel does. Should cuDNN offer no algorithm at all for a half-precision problem, it
-// is computed in float32 and converted back (as on the CPU).
+// tensor cores, float64 in float64. The algorithms of each (pass, shapes, parameters, dtype,
+// device) come once from cuDNN's heuristics (cudnnGet*Algorithm_v7) and are cached: the supported
+// ones that do not down-convert to a lower precision and need at most kMaxWorkspace of scratch
+// memory, fastest first, deterministic ones (same input, same bits; not the backward algorithms
+// that add with atomics) before the others. The first that cuDNN accepts at run time is used and
+// remembered. The scratch memory comes from the memory pool as a uint8 tensor. The bias is written
+// into the output first and the convolution added onto it (beta = 1), as the CPU kernel does.
+// Should no algorithm run for a half-precision problem, it is computed in float32 and converted
+// back (as on the CPU).
 #include "tensor/creation.h"
 #include "tensor/cuda/context.cuh"
 #include "tensor/cuda/conv.h"
@@ -17,7 +18,6 @@
 #include <limits>
 #include <map>
 #include <mutex>
-#include <optional>
 #include <vector>
 #endif
 
@@ -104,113 +104,133 @@ struct ConvDescs {
 
 enum class Pass { kForward, kBackwardData, kBackwardFilter };
 
-// The algorithm chosen for a problem, its math type and its scratch memory in bytes.
+// An algorithm of a pass and the math type it runs with.
 struct Choice {
   int algo;
   cudnnMathType_t math;
-  size_t workspace;
 };
 
-// The first usable result of a heuristics query (they come fastest first); with `deterministic`,
-// only algorithms that give the same bits on every run.
+// The usable results of a heuristics query in cuDNN's order (fastest first), the deterministic ones
+// (same input, same bits) before the others: supported, not down-converting to a lower precision,
+// needing at most kMaxWorkspace of scratch memory.
 template <typename Perf>
-std::optional<Choice> pick(const std::vector<Perf>& perf, int count, bool deterministic) {
-  for (int i = 0; i < count; ++i) {
-    const Perf& r = perf[size_t(i)];
-    if (r.status == CUDNN_STATUS_SUCCESS &&
-        (!deterministic || r.determinism == CUDNN_DETERMINISTIC) &&
-        r.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION && r.memory <= kMaxWorkspace)
-      return Choice{int(r.algo), r.mathType, r.memory};
+std::vector<Choice> usable(const std::vector<Perf>& perf, int count) {
+  std::vector<Choice> out;
+  for (const bool deterministic : {true, false}) {
+    for (int i = 0; i < count; ++i) {
+      const Perf& r = perf[size_t(i)];
+      if (r.status == CUDNN_STATUS_SUCCESS &&
+          (r.determinism == CUDNN_DETERMINISTIC) == deterministic &&
+          r.mathType != CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION && r.memory <= kMaxWorkspace)
+        out.push_back(Choice{int(r.algo), r.mathType});
+    }
   }
-  return std::nullopt;
+  return out;
 }
 
-// A deterministic algorithm when cuDNN has one, else any usable one (whose results may then differ
-// in the last bits from run to run).
-template <typename Perf>
-std::optional<Choice> pick(const std::vector<Perf>& perf, int count) {
-  std::optional<Choice> c = pick(perf, count, true);
-  return c ? c : pick(perf, count, false);
-}
-
-// Asks cuDNN's heuristics for the algorithm of `pass` on the problem of `d` and sizes its
-// workspace for the math type it runs with (set on d.conv).
-std::optional<Choice> query(Pass pass, const ConvDescs& d, cudnnHandle_t h) {
+// cuDNN's heuristics for `pass` on the problem of `d`.
+std::vector<Choice> candidates(Pass pass, const ConvDescs& d, cudnnHandle_t h) {
   int max = 0, count = 0;
-  std::optional<Choice> c;
-  size_t bytes = 0;
   switch (pass) {
     case Pass::kForward: {
       CXR_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithmMaxCount(h, &max));
       std::vector<cudnnConvolutionFwdAlgoPerf_t> perf(static_cast<size_t>(max));
       CXR_CUDNN_CHECK(cudnnGetConvolutionForwardAlgorithm_v7(h, d.x.get(), d.w.get(), d.conv.get(),
                                                              d.y.get(), max, &count, perf.data()));
-      if (!(c = pick(perf, count))) return c;
-      CXR_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c->math));
-      CXR_CUDNN_CHECK(
-          cudnnGetConvolutionForwardWorkspaceSize(h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(),
-                                                  cudnnConvolutionFwdAlgo_t(c->algo), &bytes));
-      break;
+      return usable(perf, count);
     }
     case Pass::kBackwardData: {
       CXR_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithmMaxCount(h, &max));
       std::vector<cudnnConvolutionBwdDataAlgoPerf_t> perf(static_cast<size_t>(max));
       CXR_CUDNN_CHECK(cudnnGetConvolutionBackwardDataAlgorithm_v7(
           h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), max, &count, perf.data()));
-      if (!(c = pick(perf, count))) return c;
-      CXR_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c->math));
-      CXR_CUDNN_CHECK(cudnnGetConvolutionBackwardDataWorkspaceSize(
-          h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), cudnnConvolutionBwdDataAlgo_t(c->algo),
-          &bytes));
-      break;
+      return usable(perf, count);
     }
     case Pass::kBackwardFilter: {
       CXR_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount(h, &max));
       std::vector<cudnnConvolutionBwdFilterAlgoPerf_t> perf(static_cast<size_t>(max));
       CXR_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterAlgorithm_v7(
           h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), max, &count, perf.data()));
-      if (!(c = pick(perf, count))) return c;
-      CXR_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c->math));
-      CXR_CUDNN_CHECK(cudnnGetConvolutionBackwardFilterWorkspaceSize(
-          h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(),
-          cudnnConvolutionBwdFilterAlgo_t(c->algo), &bytes));
-      break;
+      return usable(perf, count);
     }
   }
-  c->workspace = bytes;
-  return c;
+  return {};
 }
 
-// The cached choice for (pass, device, dtype, input and weight shapes, parameters), queried on
-// first use; leaves d.conv set to the choice's math type.
-std::optional<Choice> choose(Pass pass, const ConvDescs& d, const Shape& xs, const Shape& ws,
-                             const Conv2dParams& p, DType dtype, int device) {
-  std::vector<int64_t> key = {int64_t(pass), device, int64_t(dtype)};
+// The scratch memory `algo` of `pass` needs on the problem of `d` (with the math type on d.conv).
+cudnnStatus_t workspace_size(Pass pass, const ConvDescs& d, cudnnHandle_t h, int algo,
+                             size_t* bytes) {
+  switch (pass) {
+    case Pass::kForward:
+      return cudnnGetConvolutionForwardWorkspaceSize(
+          h, d.x.get(), d.w.get(), d.conv.get(), d.y.get(), cudnnConvolutionFwdAlgo_t(algo), bytes);
+    case Pass::kBackwardData:
+      return cudnnGetConvolutionBackwardDataWorkspaceSize(
+          h, d.w.get(), d.y.get(), d.conv.get(), d.x.get(), cudnnConvolutionBwdDataAlgo_t(algo),
+          bytes);
+    case Pass::kBackwardFilter:
+      return cudnnGetConvolutionBackwardFilterWorkspaceSize(
+          h, d.x.get(), d.y.get(), d.conv.get(), d.w.get(), cudnnConvolutionBwdFilterAlgo_t(algo),
+          bytes);
+  }
+  return CUDNN_STATUS_BAD_PARAM;
+}
+
+bool not_supported(cudnnStatus_t status) {
+  return CUDNN_STATUS_CATEGORY(status) == CUDNN_STATUS_NOT_SUPPORTED;
+}
+
+// The candidates of a problem and the first of them known to run.
+struct Plan {
+  std::vector<Choice> choices;
+  size_t first = 0;
+};
+
+// Runs `exec(algo, workspace, bytes)`, the one cuDNN call `call` of `pass` returning its status,
+// with the algorithm cached for (pass, device, dtype, input and weight shapes, parameters): cuDNN's
+// heuristics are asked once per problem, and should the execution refuse their pick as not
+// supported, the next candidate is tried and the one that ran is remembered. The workspace comes
+// from the memory pool (returned in stream order when the tensor dies). False when none ran.
+template <typename Exec>
+bool run_cached(Pass pass, const char* call, const ConvDescs& d, const Shape& xs, const Shape& ws,
+                const Conv2dParams& p, DType dtype, Device device, Exec exec) {
+  std::vector<int64_t> key = {int64_t(pass), device.index, int64_t(dtype)};
   key.insert(key.end(), xs.begin(), xs.end());
   key.insert(key.end(), ws.begin(), ws.end());
   for (const Int2& v : {p.stride, p.padding, p.dilation}) key.insert(key.end(), v.begin(), v.end());
   key.push_back(p.groups);
 
   static std::mutex mutex;
-  static std::map<std::vector<int64_t>, std::optional<Choice>> cache;
-  std::lock_guard<std::mutex> lock(mutex);
-  auto it = cache.find(key);
-  if (it == cache.end()) it = cache.emplace(key, query(pass, d, cudnn_handle(device))).first;
-  if (it->second) CXR_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), it->second->math));
-  return it->second;
-}
-
-// Scratch memory of a choice, from the pool (returned in stream order when the tensor dies).
-struct Workspace {
-  Tensor t;
-  void* ptr = nullptr;
-  size_t bytes = 0;
-  Workspace(const Choice& c, Device device) : bytes(c.workspace) {
-    if (bytes == 0) return;
-    t = raw::empty({int64_t(bytes)}, kUInt8, device);
-    ptr = t.data_ptr();
+  static std::map<std::vector<int64_t>, Plan> cache;
+  const cudnnHandle_t h = cudnn_handle(device.index);
+  Plan plan;
+  {
+    std::lock_guard<std::mutex> lock(mutex);
+    auto it = cache.find(key);
+    if (it == cache.end()) it = cache.emplace(key, Plan{candidates(pass, d, h), 0}).first;
+    plan = it->second;
   }
-};
+  for (size_t i = plan.first; i < plan.choices.size(); ++i) {
+    const Choice& c = plan.choices[i];
+    CXR_CUDNN_CHECK(cudnnSetConvolutionMathType(d.conv.get(), c.math));
+    size_t bytes = 0;
+    const cudnnStatus_t sized = workspace_size(pass, d, h, c.algo, &bytes);
+    if (not_supported(sized)) continue;
+    if (sized != CUDNN_STATUS_SUCCESS)
+      fail_cudnn(sized, "cudnnGetConvolution*WorkspaceSize", __FILE__, __LINE__);
+    const Tensor workspace = bytes > 0 ? raw::empty({int64_t(bytes)}, kUInt8, device) : Tensor();
+    const cudnnStatus_t status =
+        exec(c.algo, workspace.defined() ? workspace.data_ptr() : nullptr, bytes);
+    if (not_supported(status)) continue;
+    if (status != CUDNN_STATUS_SUCCESS) fail_cudnn(status, call, __FILE__, __LINE__);
+    if (i != plan.first) {
+      std::lock_guard<std::mutex> lock(mutex);
+      cache[key].first = i;
+    }
+    return true;
+  }
+  return false;
+}
 
 // alpha/beta for cuDNN: double for float64 data, float otherwise.
 struct Scale {
@@ -245,24 +265,22 @@ Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias, const C
     return y;
   }
   const ConvDescs d(x.sizes(), weight.sizes(), out_shape, p, dtype);
-  const std::optional<Choice> c =
-      choose(Pass::kForward, d, x.sizes(), weight.sizes(), p, dtype, device);
-  if (!c) {
-    CXR_CHECK(is_half(dtype), "conv2d on CUDA: cuDNN has no algorithm for input ", describe(x),
-              " and weight ", describe(weight));
-    return raw::to(conv2d(to_float32(x), to_float32(weight), to_float32(bias), p, out_shape),
-                   dtype);
-  }
+  const Tensor xc = raw::contiguous(x), wc = raw::contiguous(weight);
   Tensor y = raw::empty(out_shape, dtype, x.device());
   if (bias.defined()) raw::copy_(y, bias_column);  // the convolution is added onto it (beta = 1)
-  const Tensor xc = raw::contiguous(x), wc = raw::contiguous(weight);
-  const Workspace ws(*c, x.device());
   const Scale one(1.0), beta(bias.defined() ? 1.0 : 0.0);
-  CXR_CUDNN_CHECK(cudnnConvolutionForward(cudnn_handle(device), one.ptr(dtype), d.x.get(),
-                                          xc.data_ptr(), d.w.get(), wc.data_ptr(), d.conv.get(),
-                                          cudnnConvolutionFwdAlgo_t(c->algo), ws.ptr, ws.bytes,
-                                          beta.ptr(dtype), d.y.get(), y.data_ptr()));
-  return y;
+  const bool ran =
+      run_cached(Pass::kForward, "cudnnConvolutionForward", d, x.sizes(), weight.sizes(), p, dtype,
+                 x.device(), [&](int algo, void* ws, size_t bytes) {
+                   return cudnnConvolutionForward(cudnn_handle(device), one.ptr(dtype), d.x.get(),
+                                                  xc.data_ptr(), d.w.get(), wc.data_ptr(),
+                                                  d.conv.get(), cudnnConvolutionFwdAlgo_t(algo), ws,
+                                                  bytes, beta.ptr(dtype), d.y.get(), y.data_ptr());
+                 });
+  if (ran) return y;
+  CXR_CHECK(is_half(dtype), "conv2d on CUDA: cuDNN has no algorithm for input ", describe(x),
+            " and weight ", describe(weight));
+  return raw::to(conv2d(to_float32(x), to_float32(weight), to_float32(bias), p, out_shape), dtype);
 }
 
 Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const Shape& input_shape,
@@ -277,22 +295,21 @@ Tensor conv2d_backward_input(const Tensor& grad_out, const Tensor& weight, const
     return gx;
   }
   const ConvDescs d(input_shape, weight.sizes(), grad_out.sizes(), p, dtype);
-  const std::optional<Choice> c =
-      choose(Pass::kBackwardData, d, input_shape, weight.sizes(), p, dtype, device);
-  if (!c) {
-    CXR_CHECK(is_half(dtype), "conv2d_backward_input on CUDA: cuDNN has no algorithm for grad_out ",
-              describe(grad_out), " and weight ", describe(weight));
-    return raw::to(conv2d_backward_input(to_float32(grad_out), to_float32(weight), input_shape, p),
-                   dtype);
-  }
   const Tensor gc = raw::contiguous(grad_out), wc = raw::contiguous(weight);
-  const Workspace ws(*c, grad_out.device());
   const Scale one(1.0), zero(0.0);
-  CXR_CUDNN_CHECK(cudnnConvolutionBackwardData(
-      cudnn_handle(device), one.ptr(dtype), d.w.get(), wc.data_ptr(), d.y.get(), gc.data_ptr(),
-      d.conv.get(), cudnnConvolutionBwdDataAlgo_t(c->algo), ws.ptr, ws.bytes, zero.ptr(dtype),
-      d.x.get(), gx.data_ptr()));
-  return gx;
+  const bool ran = run_cached(
+      Pass::kBackwardData, "cudnnConvolutionBackwardData", d, input_shape, weight.sizes(), p, dtype,
+      grad_out.device(), [&](int algo, void* ws, size_t bytes) {
+        return cudnnConvolutionBackwardData(cudnn_handle(device), one.ptr(dtype), d.w.get(),
+                                            wc.data_ptr(), d.y.get(), gc.data_ptr(), d.conv.get(),
+                                            cudnnConvolutionBwdDataAlgo_t(algo), ws, bytes,
+                                            zero.ptr(dtype), d.x.get(), gx.data_ptr());
+      });
+  if (ran) return gx;
+  CXR_CHECK(is_half(dtype), "conv2d_backward_input on CUDA: cuDNN has no algorithm for grad_out ",
+            describe(grad_out), " and weight ", describe(weight));
+  return raw::to(conv2d_backward_input(to_float32(grad_out), to_float32(weight), input_shape, p),
+                 dtype);
 }
 
 Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Shape& weight_shape,
@@ -307,23 +324,21 @@ Tensor conv2d_backward_weight(const Tensor& grad_out, const Tensor& x, const Sha
     return gw;
   }
   const ConvDescs d(x.sizes(), weight_shape, grad_out.sizes(), p, dtype);
-  const std::optional<Choice> c =
-      choose(Pass::kBackwardFilter, d, x.sizes(), weight_shape, p, dtype, device);
-  if (!c) {
-    CXR_CHECK(is_half(dtype),
-              "conv2d_backward_weight on CUDA: cuDNN has no algorithm for grad_out ",
-              describe(grad_out), " and input ", describe(x));
-    return raw::to(conv2d_backward_weight(to_float32(grad_out), to_float32(x), weight_shape, p),
-                   dtype);
-  }
   const Tensor gc = raw::contiguous(grad_out), xc = raw::contiguous(x);
-  const Workspace ws(*c, grad_out.device());
   const Scale one(1.0), zero(0.0);
-  CXR_CUDNN_CHECK(cudnnConvolutionBackwardFilter(
-      cudnn_handle(device), one.ptr(dtype), d.x.get(), xc.data_ptr(), d.y.get(), gc.data_ptr(),
-      d.conv.get(), cudnnConvolutionBwdFilterAlgo_t(c->algo), ws.ptr, ws.bytes, zero.ptr(dtype),
-      d.w.get(), gw.data_ptr()));
-  return gw;
+  const bool ran =
+      run_cached(Pass::kBackwardFilter, "cudnnConvolutionBackwardFilter", d, x.sizes(),
+                 weight_shape, p, dtype, grad_out.device(), [&](int algo, void* ws, size_t bytes) {
+                   return cudnnConvolutionBackwardFilter(
+                       cudnn_handle(device), one.ptr(dtype), d.x.get(), xc.data_ptr(), d.y.get(),
+                       gc.data_ptr(), d.conv.get(), cudnnConvolutionBwdFilterAlgo_t(algo), ws,
+                       bytes, zero.ptr(dtype), d.w.get(), gw.data_ptr());
+                 });
+  if (ran) return gw;
+  CXR_CHECK(is_half(dtype), "conv2d_backward_weight on CUDA: cuDNN has no algorithm for grad_out ",
+            describe(grad_out), " and input ", describe(x));
+  return raw::to(conv2d_backward_weight(to_float32(grad_out), to_float32(x), weight_shape, p),
+                 dtype);
 }
 
 #else  // no cuDNN in this build
