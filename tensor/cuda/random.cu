@@ -139,8 +139,8 @@ void find_invalid_probability(const Tensor& probs, int64_t* index, double* value
   cudaStream_t s = stream(probs.device().index);
   Tensor flag = Tensor::empty({1}, kInt64, probs.device());
   auto* first_bad = static_cast<unsigned long long*>(flag.data_ptr());
-  const unsigned long long none = ~0ull;
-  CXR_CUDA_CHECK(cudaMemcpyAsync(first_bad, &none, sizeof(none), cudaMemcpyHostToDevice, s));
+  const unsigned long long none = ~0ull;  // all bytes 0xff
+  CXR_CUDA_CHECK(cudaMemsetAsync(first_bad, 0xff, sizeof(none), s));
   invalid_probability_kernel<<<blocks_for(n), kThreads, 0, s>>>(
       static_cast<const double*>(probs.data_ptr()), n, first_bad);
   CXR_CUDA_LAUNCH_CHECK("invalid_probability_kernel");
