@@ -48,27 +48,43 @@ __device__ double warp_sum(double v) {
   return v;
 }
 
-// The elements of one statistic: count elements, element i at (i / inner) * outer_stride + i %
-// inner (inner == count: contiguous).
+// The elements of one statistic: `count` elements, element i at (i / inner) * outer_stride +
+// i % inner (contiguous: inner == count).
 struct Segment {
   int64_t count, inner, outer_stride;
-  __device__ int64_t offset(int64_t i) const {
-    return inner == count ? i : (i / inner) * outer_stride + i % inner;
-  }
 };
+
+// Calls f(offset) for the elements i = threadIdx.x, threadIdx.x + kNormThreads, ... of the
+// segment, in that order; the (outer, inner) position advances by a fixed step instead of a 64-bit
+// division per element.
+template <typename F>
+__device__ void for_each_in_segment(Segment s, F f) {
+  if (s.count == 0) return;
+  const int64_t step_o = kNormThreads / s.inner, step_j = kNormThreads % s.inner;
+  int64_t o = int64_t(threadIdx.x) / s.inner, j = int64_t(threadIdx.x) % s.inner;
+  for (int64_t i = threadIdx.x; i < s.count; i += kNormThreads) {
+    f(o * s.outer_stride + j);
+    o += step_o;
+    j += step_j;
+    if (j >= s.inner) {
+      j -= s.inner;
+      ++o;
+    }
+  }
+}
 
 // Mean and population variance of the segment at x, in float64 (two passes), for every thread.
 template <typename T>
 __device__ void segment_moments(const T* x, Segment s, double* slots, double* mean, double* var) {
   double acc = 0;
-  for (int64_t i = threadIdx.x; i < s.count; i += kNormThreads) acc += double(x[s.offset(i)]);
+  for_each_in_segment(s, [&](int64_t off) { acc += double(x[off]); });
   const double total = block_sum(acc, slots);
   const double m = s.count > 0 ? total / double(s.count) : 0.0;
   acc = 0;
-  for (int64_t i = threadIdx.x; i < s.count; i += kNormThreads) {
-    const double d = double(x[s.offset(i)]) - m;
+  for_each_in_segment(s, [&](int64_t off) {
+    const double d = double(x[off]) - m;
     acc += d * d;
-  }
+  });
   const double sq = block_sum(acc, slots);
   *mean = m;
   *var = s.count > 0 ? sq / double(s.count) : 0.0;
