@@ -92,7 +92,7 @@ ValuesIndices max_min(const Tensor& t, int64_t dim, bool keepdim, bool is_max) {
                      // The gradient goes to the selected element of each reduced line.
                      Tensor gk = keepdim ? g[0] : unsqueeze(g[0], d);
                      Tensor ik = keepdim ? idx : raw::unsqueeze(idx, d);
-                     return Grads{scatter_add(raw::zeros(shape, dtype), d, ik, gk)};
+                     return Grads{scatter_add(raw::zeros(shape, dtype, gk.device()), d, ik, gk)};
                    });
   return vi;
 }

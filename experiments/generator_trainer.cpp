@@ -7,7 +7,9 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <optional>
 
+#include "autograd/autocast.h"
 #include "autograd/elementwise.h"
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
@@ -23,6 +25,7 @@
 #include "experiments/train_config.h"  // apply_overrides
 #include "nn/checkpoint.h"
 #include "nn/grad_utils.h"
+#include "nn/loss_scaler.h"
 #include "nn/lr_schedule.h"
 #include "nn/optim.h"
 #include "tensor/creation.h"
@@ -107,6 +110,9 @@ void visit_keys(GeneratorKind kind, GeneratorConfig& c, KeyVisitor& v) {
   if (!vae) v("sample_steps", c.sample_steps, "int", "denoising steps (DDIM) of the sample grids");
   v("seed", c.seed, "int", "seed of initialisation, order, noise, timesteps and condition drops");
   v("device", c.device, "string", "cpu or cuda:N");
+  v("mixed_precision", c.mixed_precision, "string",
+    "no | bf16 | fp16: run matmul/conv/attention under autocast in that dtype (float32 weights "
+    "and optimizer state); fp16 adds dynamic loss scaling");
 }
 
 void validate(GeneratorKind kind, const GeneratorConfig& c, const std::string& src) {
@@ -161,6 +167,16 @@ void validate(GeneratorKind kind, const GeneratorConfig& c, const std::string& s
   fail_unless(c.sample_steps >= 1, "sample_steps", "must be >= 1");
   fail_unless(c.device == "cpu" || c.device.rfind("cuda", 0) == 0, "device",
               "must be cpu or cuda:N, got '" + c.device + "'");
+  fail_unless(
+      c.mixed_precision == "no" || c.mixed_precision == "bf16" || c.mixed_precision == "fp16",
+      "mixed_precision", "must be no, bf16 or fp16, got '" + c.mixed_precision + "'");
+}
+
+// The autocast dtype of a mixed_precision setting (nullopt: full float32).
+std::optional<DType> autocast_of(const GeneratorConfig& c) {
+  if (c.mixed_precision == "bf16") return kBFloat16;
+  if (c.mixed_precision == "fp16") return kFloat16;
+  return std::nullopt;
 }
 
 // Where the run stands, stored in each checkpoint's config field. The interval sums are kept so
@@ -171,13 +187,17 @@ struct RunState {
   int64_t consumed = 0;  // batches of that epoch already used
   double interval_sum = 0;
   int64_t interval_steps = 0;
+  double loss_scale = 0;  // fp16 loss scaling: the scaler's scale and clean-step count
+  int64_t growth_tracker = 0;
 
   std::string json() const {
     return nlohmann::json{{"step", step},
                           {"epoch", epoch},
                           {"consumed", consumed},
                           {"interval_sum", interval_sum},
-                          {"interval_steps", interval_steps}}
+                          {"interval_steps", interval_steps},
+                          {"loss_scale", loss_scale},
+                          {"growth_tracker", growth_tracker}}
         .dump();
   }
   static RunState parse(const std::string& text, const std::string& source) {
@@ -189,6 +209,8 @@ struct RunState {
       s.consumed = j.at("consumed").get<int64_t>();
       s.interval_sum = j.at("interval_sum").get<double>();
       s.interval_steps = j.at("interval_steps").get<int64_t>();
+      s.loss_scale = j.value("loss_scale", 0.0);  // absent in checkpoints of float32 runs
+      s.growth_tracker = j.value("growth_tracker", int64_t(0));
     } catch (const nlohmann::json::exception& e) {
       CXR_FAIL(source, ": not a checkpoint of a generator training run (", e.what(), ")");
     }
@@ -411,6 +433,8 @@ nlohmann::json run_generator_training(GeneratorKind kind, const GeneratorConfig&
     ema = std::make_unique<nn::EMA>(params, nn::EMAOptions{.decay = config.ema_decay});
   nn::GradAccumulator accumulator(config.gradient_accumulation);
   Generator gen(config.seed);  // noise, timesteps, posterior samples, condition drops
+  const std::optional<DType> amp = autocast_of(config);
+  nn::LossScaler scaler({.enabled = config.mixed_precision == "fp16"});
 
   if (!opt.resume) {
     fs::create_directories(ckpt_dir);
@@ -429,6 +453,8 @@ nlohmann::json run_generator_training(GeneratorKind kind, const GeneratorConfig&
     ts.ema = ema.get();
     ts.generator = &gen;
     ts.step = state.step;
+    state.loss_scale = scaler.get_scale();
+    state.growth_tracker = scaler.growth_tracker();
     ts.config = state.json();
     return ts;
   };
@@ -437,6 +463,12 @@ nlohmann::json run_generator_training(GeneratorKind kind, const GeneratorConfig&
     nn::TrainingState ts = training_state();
     nn::load_checkpoint(last_path.string(), ts);
     state = RunState::parse(ts.config, last_path.string());
+    if (scaler.enabled() && state.loss_scale > 0) {
+      std::map<std::string, Tensor> scaler_state = scaler.state_dict();
+      scaler_state["scale"] = raw::scalar_tensor(state.loss_scale, kFloat32);
+      scaler_state["growth_tracker"] = raw::scalar_tensor(double(state.growth_tracker), kInt64);
+      scaler.load_state_dict(scaler_state);
+    }
     if (fs::exists(losses_path)) {
       const data::CsvTable t = data::read_csv(losses_path.string());
       for (const auto& r : t.rows)
@@ -481,22 +513,29 @@ nlohmann::json run_generator_training(GeneratorKind kind, const GeneratorConfig&
     int64_t images = 0;
     for (int64_t m = 0; m < config.gradient_accumulation; ++m) {
       const data::Batch batch = next_batch();
-      const Tensor loss = task.loss(batch, gen);
+      Tensor loss;
+      {
+        AutocastGuard autocast(amp);
+        loss = task.loss(batch, gen);
+      }
       const double value = loss.item();
       CXR_CHECK(std::isfinite(value), "the training loss became ", value, " at step ",
                 state.step + 1, " (lower lr?)");
       // A micro-batch whose conditions all reach the model through no trainable weight (e.g.
       // every mask dropped for a ControlNet) contributes a zero gradient.
-      if (loss.requires_grad()) cxr::backward(loss * accumulator.loss_scale());
+      if (loss.requires_grad()) cxr::backward(scaler.scale(loss * accumulator.loss_scale()));
       accumulator.micro_step();
       step_loss += value / double(config.gradient_accumulation);
       images += batch.size();
     }
+    scaler.unscale_(optimizer);  // no-op without fp16 loss scaling
     if (config.grad_clip > 0) nn::clip_grad_norm_(params, config.grad_clip);
     const double lr = scheduler.last_lrs().at(0);
-    optimizer.step();
+    // With fp16 a step whose gradients overflowed is skipped and the loss scale backs off.
+    const bool stepped = scaler.step(optimizer);
+    scaler.update();
     scheduler.step();
-    if (ema) ema->update();
+    if (ema && stepped) ema->update();
     ++state.step;
     ++steps_this_run;
     state.interval_sum += step_loss;

@@ -66,6 +66,9 @@ struct GeneratorConfig {
   int64_t sample_steps = 20;  // denoising steps of the sample grids
   uint64_t seed = 0;
   std::string device = "cpu";
+  // no | bf16 | fp16: matmul/conv/attention under autocast in that dtype (float32 master weights
+  // and optimizer state); fp16 adds dynamic loss scaling.
+  std::string mixed_precision = "no";
 };
 
 using GeneratorKeyDoc = KeyDoc;

@@ -26,7 +26,7 @@ std::string undefined_or(const Tensor& x) {
 // A PyTorch mask (bool: true = masked out; floating: additive) as an additive float mask.
 Tensor additive(const Tensor& mask, DType dtype) {
   if (is_floating(mask.dtype())) return mask;
-  return raw::masked_fill(raw::zeros(mask.sizes(), dtype), mask, -INFINITY);
+  return raw::masked_fill(raw::zeros(mask.sizes(), dtype, mask.device()), mask, -INFINITY);
 }
 
 }  // namespace

@@ -35,8 +35,11 @@ DeviceContext& context(int device) {
     CXR_CUDA_CHECK(cudaStreamCreateWithFlags(&c.stream, cudaStreamNonBlocking));
     CXR_CUBLAS_CHECK(cublasCreate(&c.cublas));
     CXR_CUBLAS_CHECK(cublasSetStream(c.cublas, c.stream));
-    // float32 GEMMs use TF32 tensor cores (DESIGN.md §4); half types accumulate in float32.
-    CXR_CUBLAS_CHECK(cublasSetMathMode(c.cublas, CUBLAS_TF32_TENSOR_OP_MATH));
+    // float32 GEMMs use TF32 tensor cores (DESIGN.md §4); half types accumulate in float32, and
+    // split-K partial sums too (no reduced-precision reduction).
+    CXR_CUBLAS_CHECK(cublasSetMathMode(
+        c.cublas, cublasMath_t(CUBLAS_TF32_TENSOR_OP_MATH |
+                               CUBLAS_MATH_DISALLOW_REDUCED_PRECISION_REDUCTION)));
 #ifdef CXR_WITH_CUDNN
     CXR_CUDNN_CHECK(cudnnCreate(&c.cudnn));
     CXR_CUDNN_CHECK(cudnnSetStream(c.cudnn, c.stream));

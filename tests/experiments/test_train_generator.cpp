@@ -137,6 +137,34 @@ TEST(TrainControlNet, StopAndResumeEqualsAnUninterruptedRun) {
   EXPECT_NE(changed.err.find("key 'lr'"), std::string::npos) << changed.err;
 }
 
+// mixed_precision: the forward runs under autocast (the first loss, taken before any update,
+// differs from the float32 run's by bfloat16 rounding only), and an fp16 run with dynamic loss
+// scaling resumes bitwise (the scaler's state travels in the checkpoint).
+TEST(TrainControlNet, MixedPrecisionAutocastsAndResumesWithItsLossScale) {
+  test::TempDir run;
+  const std::string common = controlnet_settings(kSdTiny) + " --set steps=4";
+  const std::string f32 = (run.dir / "f32").string(), bf16 = (run.dir / "bf16").string();
+  ASSERT_EQ(cxr_run("train-controlnet --out " + f32 + common).status, 0);
+  auto r = cxr_run("train-controlnet --out " + bf16 + common + " --set mixed_precision=bf16");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::vector<double> lf = losses(f32), lb = losses(bf16);
+  ASSERT_EQ(lf.size(), 4u);
+  ASSERT_EQ(lb.size(), 4u);
+  EXPECT_NE(lf[0], lb[0]) << "bf16 autocast left the forward pass in float32";
+  EXPECT_NEAR(lb[0], lf[0], 0.05 * lf[0]) << "bf16 autocast changed the loss beyond its rounding";
+
+  const std::string a = (run.dir / "fp16_a").string(), b = (run.dir / "fp16_b").string();
+  const std::string fp16 = common + " --set mixed_precision=fp16 --set checkpoint_every=2";
+  ASSERT_EQ(cxr_run("train-controlnet --out " + a + fp16).status, 0);
+  ASSERT_EQ(cxr_run("train-controlnet --out " + b + fp16 + " --stop-after-steps 2").status, 0);
+  r = cxr_run("train-controlnet --out " + b + " --resume");
+  ASSERT_EQ(r.status, 0) << r.err;
+  const std::string weights = "/model/controlnet/diffusion_pytorch_model.safetensors";
+  EXPECT_TRUE(test::read_text(a + weights) == test::read_text(b + weights))
+      << "the resumed fp16 run's ControlNet differs";
+  EXPECT_EQ(test::read_text(a + "/losses.csv"), test::read_text(b + "/losses.csv"));
+}
+
 TEST(TrainControlNet, BadConfigsFailBeforeWritingNamingTheKey) {
   test::TempDir run;
   const std::string out = (run.dir / "run").string();
@@ -155,13 +183,30 @@ TEST(TrainControlNet, BadConfigsFailBeforeWritingNamingTheKey) {
   expect_fail(" --set model=/nonexistent/folder", "key 'model'");
   expect_fail(" --set data_root=/nonexistent/folder", "key 'data_root'");
   expect_fail(" --set gradient_accumulation=0", "key 'gradient_accumulation'");
+  expect_fail(" --set mixed_precision=fp8", "key 'mixed_precision'");
   // --help lists every key.
   auto h = cxr_run("train-controlnet --help");
   EXPECT_EQ(h.status, 0);
-  for (const char* k : {"model", "dataset", "data_root", "mask_size", "image_size", "steps",
-                        "batch_size", "gradient_accumulation", "lr", "empty_prompt_fraction",
-                        "empty_mask_fraction", "mode", "sample_every", "checkpoint_every", "seed",
-                        "device", "ema_decay", "warmup_steps", "grad_clip"})
+  for (const char* k : {"model",
+                        "dataset",
+                        "data_root",
+                        "mask_size",
+                        "image_size",
+                        "steps",
+                        "batch_size",
+                        "gradient_accumulation",
+                        "lr",
+                        "empty_prompt_fraction",
+                        "empty_mask_fraction",
+                        "mode",
+                        "sample_every",
+                        "checkpoint_every",
+                        "seed",
+                        "device",
+                        "ema_decay",
+                        "warmup_steps",
+                        "grad_clip",
+                        "mixed_precision"})
     EXPECT_NE(h.out.find(std::string("  ") + k + " ("), std::string::npos) << k;
 }
 

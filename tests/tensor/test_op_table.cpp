@@ -25,6 +25,9 @@ struct OpCase {
   // (neg, sub, ... on bool), or every integral dtype (float-only math such as exp).
   enum Refuses { kNone, kBool, kIntegral } refuses = kIntegral;
   double lo = -2.0, hi = 2.0;  // input range
+  // float32 products run on TF32 tensor cores on CUDA (10-bit significand inputs): judged with
+  // TF32's tolerance there.
+  bool tf32 = false;
 };
 
 std::vector<OpCase> cases() {
@@ -101,15 +104,25 @@ std::vector<OpCase> cases() {
                {{4, 6}},
                [](const std::vector<Tensor>& in) { return raw::cumsum(in[0], 1); },
                OpCase::kNone});
-  c.push_back({"matmul", {{2, 5, 7}, {7, 3}}, [](const std::vector<Tensor>& in) {
-                 return raw::matmul(in[0], in[1]);
-               }});
-  c.push_back({"conv2d", {{2, 4, 7, 7}, {6, 2, 3, 3}, {6}}, [](const std::vector<Tensor>& in) {
+  c.push_back({"matmul",
+               {{2, 5, 7}, {7, 3}},
+               [](const std::vector<Tensor>& in) { return raw::matmul(in[0], in[1]); },
+               OpCase::kIntegral,
+               -2.0,
+               2.0,
+               true});
+  c.push_back({"conv2d",
+               {{2, 4, 7, 7}, {6, 2, 3, 3}, {6}},
+               [](const std::vector<Tensor>& in) {
                  Conv2dParams p;
                  p.padding = {1, 1};
                  p.groups = 2;
                  return raw::conv2d(in[0], in[1], in[2], p);
-               }});
+               },
+               OpCase::kIntegral,
+               -2.0,
+               2.0,
+               true});
   c.push_back({"max_pool2d", {{1, 2, 6, 6}}, [](const std::vector<Tensor>& in) {
                  return raw::max_pool2d(in[0], Pool2dParams{}).out;
                }});
@@ -228,6 +241,7 @@ std::string run_case(const OpCase& op, DType dtype, Device device, uint64_t seed
   // Reference rounded to the result dtype (integer results of integer inputs are exact).
   if (!is_floating(out.dtype())) want = raw::to(raw::to(want, out.dtype()), kFloat64);
   Tolerance tol = tolerance(out.dtype() == kBool ? kInt64 : dtype);
+  if (op.tf32 && device.is_cuda() && dtype == kFloat32) tol = {5e-3, 5e-3};
   auto g = got.to_vector<double>(), w = want.to_vector<double>();
   for (size_t i = 0; i < g.size(); ++i)
     if (g[i] != w[i] && !(std::isnan(g[i]) && std::isnan(w[i])) &&
