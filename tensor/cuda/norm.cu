@@ -7,8 +7,9 @@
 // tensor/cpu/norm.cpp for the formulas.
 //
 // Layout of the work: layer norm and group norm forward run one block per statistic (row, or
-// (sample, group)) that reduces and then normalises its elements; batch norm computes the
-// per-channel statistics with one block per channel and normalises in an elementwise pass. The
+// (sample, group)) that reduces and then normalises its elements; batch norm computes the moments
+// of every (sample, channel) with one warp each, combines them per channel in sample order (Chan
+// et al., as the CPU) and normalises in an elementwise pass. The
 // group/batch backward sums dz and dz * xhat per (sample, channel) with one warp each, combines
 // them per statistic and channel in the CPU's order (one thread each), and writes dx elementwise.
 // The layer-norm parameter gradients are column sums over row chunks, then over the chunks.
@@ -48,46 +49,39 @@ __device__ double warp_sum(double v) {
   return v;
 }
 
-// The elements of one statistic: `count` elements, element i at (i / inner) * outer_stride +
-// i % inner (contiguous: inner == count).
-struct Segment {
-  int64_t count, inner, outer_stride;
-};
-
-// Calls f(offset) for the elements i = threadIdx.x, threadIdx.x + kNormThreads, ... of the
-// segment, in that order; the (outer, inner) position advances by a fixed step instead of a 64-bit
-// division per element.
-template <typename F>
-__device__ void for_each_in_segment(Segment s, F f) {
-  if (s.count == 0) return;
-  const int64_t step_o = kNormThreads / s.inner, step_j = kNormThreads % s.inner;
-  int64_t o = int64_t(threadIdx.x) / s.inner, j = int64_t(threadIdx.x) % s.inner;
-  for (int64_t i = threadIdx.x; i < s.count; i += kNormThreads) {
-    f(o * s.outer_stride + j);
-    o += step_o;
-    j += step_j;
-    if (j >= s.inner) {
-      j -= s.inner;
-      ++o;
-    }
-  }
-}
-
-// Mean and population variance of the segment at x, in float64 (two passes), for every thread.
+// Mean and population variance of x[0, count) in float64 (two passes), for every thread of the
+// block.
 template <typename T>
-__device__ void segment_moments(const T* x, Segment s, double* slots, double* mean, double* var) {
+__device__ void block_moments(const T* x, int64_t count, double* slots, double* mean, double* var) {
   double acc = 0;
-  for_each_in_segment(s, [&](int64_t off) { acc += double(x[off]); });
+  for (int64_t i = threadIdx.x; i < count; i += kNormThreads) acc += double(x[i]);
   const double total = block_sum(acc, slots);
-  const double m = s.count > 0 ? total / double(s.count) : 0.0;
+  const double m = count > 0 ? total / double(count) : 0.0;
   acc = 0;
-  for_each_in_segment(s, [&](int64_t off) {
-    const double d = double(x[off]) - m;
+  for (int64_t i = threadIdx.x; i < count; i += kNormThreads) {
+    const double d = double(x[i]) - m;
     acc += d * d;
-  });
+  }
   const double sq = block_sum(acc, slots);
   *mean = m;
-  *var = s.count > 0 ? sq / double(s.count) : 0.0;
+  *var = count > 0 ? sq / double(count) : 0.0;
+}
+
+// The same over the 32 lanes of a warp (lane `lane`); lane 0 gets the results.
+template <typename T>
+__device__ void warp_moments(const T* x, int64_t count, int lane, double* mean, double* var) {
+  double acc = 0;
+  for (int64_t i = lane; i < count; i += 32) acc += double(x[i]);
+  const double total = __shfl_sync(0xffffffffu, warp_sum(acc), 0);
+  const double m = count > 0 ? total / double(count) : 0.0;
+  acc = 0;
+  for (int64_t i = lane; i < count; i += 32) {
+    const double d = double(x[i]) - m;
+    acc += d * d;
+  }
+  const double sq = warp_sum(acc);
+  *mean = m;
+  *var = count > 0 ? sq / double(count) : 0.0;
 }
 
 // Which statistic channel c of sample n uses: n * groups + c / cpg per sample (group norm), or c
@@ -111,7 +105,7 @@ __global__ void layer_norm_kernel(const T* x, T* y, T* mean, T* rstd, int64_t n,
   const T* xr = x + r * n;
   T* yr = y + r * n;
   double m, v;
-  segment_moments(xr, Segment{n, n, 0}, slots, &m, &v);
+  block_moments(xr, n, slots, &m, &v);
   const T mt = T(m), rt = T(1.0 / sqrt(v + eps));
   if (threadIdx.x == 0) {
     mean[r] = mt;
@@ -139,7 +133,7 @@ __global__ void group_norm_kernel(const T* x, T* y, T* mean, T* rstd, int64_t gr
   const T* xt = x + t * m;
   T* yt = y + t * m;
   double mu, v;
-  segment_moments(xt, Segment{m, m, 0}, slots, &mu, &v);
+  block_moments(xt, m, slots, &mu, &v);
   const T mt = T(mu), rt = T(1.0 / sqrt(v + eps));
   if (threadIdx.x == 0) {
     mean[t] = mt;
@@ -155,18 +149,41 @@ __global__ void group_norm_kernel(const T* x, T* y, T* mean, T* rstd, int64_t gr
   }
 }
 
-// One block per channel c: elements (n * C + c) * hw + j.
+// One warp per (sample, channel) task t: mean and population variance of its hw elements into
+// mv[2t], mv[2t + 1].
 template <typename T>
-__global__ void batch_stats_kernel(const T* x, int64_t n, int64_t channels, int64_t hw, double eps,
-                                   T* mean, T* rstd, double* var) {
-  __shared__ double slots[kNormThreads];
-  const int64_t c = blockIdx.x;
-  double m, v;
-  segment_moments(x + c * hw, Segment{n * hw, hw, channels * hw}, slots, &m, &v);
-  if (threadIdx.x == 0) {
-    mean[c] = T(m);
-    rstd[c] = T(1.0 / sqrt(v + eps));
-    var[c] = v;
+__global__ void sample_moments_kernel(const T* x, int64_t tasks, int64_t hw, double* mv) {
+  const int lane = int(threadIdx.x % 32);
+  const int64_t warps = int64_t(gridDim.x) * blockDim.x / 32;
+  for (int64_t t = (int64_t(blockIdx.x) * blockDim.x + threadIdx.x) / 32; t < tasks; t += warps) {
+    double m, v;
+    warp_moments(x + t * hw, hw, lane, &m, &v);
+    if (lane == 0) {
+      mv[2 * t] = m;
+      mv[2 * t + 1] = v;
+    }
+  }
+}
+
+// Per channel: the samples' moments combined in sample order by Chan et al.'s pairwise update,
+// the CPU's arithmetic; mean/rstd in T, the population variance in float64.
+template <typename T>
+__global__ void batch_combine_kernel(const double* mv, int64_t n, int64_t channels, int64_t hw,
+                                     double eps, T* mean_out, T* rstd_out, double* var_out) {
+  for (int64_t c = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; c < channels;
+       c += int64_t(gridDim.x) * blockDim.x) {
+    double mean = 0, m2 = 0, count = 0;
+    for (int64_t s = 0; s < n; ++s) {
+      const double sm = mv[2 * (s * channels + c)], sv = mv[2 * (s * channels + c) + 1];
+      const double nb = double(hw), tot = count + nb, delta = sm - mean;
+      mean += delta * nb / tot;
+      m2 += sv * nb + delta * delta * count * nb / tot;
+      count = tot;
+    }
+    const double v = m2 / count;
+    var_out[c] = v;
+    mean_out[c] = T(mean);
+    rstd_out[c] = T(1.0 / sqrt(v + eps));
   }
 }
 
@@ -494,13 +511,18 @@ void group_norm_backward(const Tensor& g, const Tensor& x, const Tensor& dx, con
 
 void batch_norm_stats(const Tensor& x, int64_t n, int64_t c, int64_t hw, double eps,
                       const Tensor& mean, const Tensor& rstd, const Tensor& var) {
-  if (c == 0) return;
+  if (x.numel() == 0) return;  // training needs n * hw > 1, so only c == 0 gets here
   DeviceGuard guard(x.device());
   cudaStream_t s = stream(x.device().index);
+  const int64_t tasks = n * c;
+  Tensor mv = scratch_f64(x, tasks * 2);
   dispatch_work(x, [&]<typename T>() {
-    batch_stats_kernel<T><<<per_item(c, "batch_norm"), kNormThreads, 0, s>>>(
-        ptr<T>(x), n, c, hw, eps, ptr<T>(mean), ptr<T>(rstd), ptr<double>(var));
-    CXR_CUDA_LAUNCH_CHECK("batch_stats_kernel");
+    sample_moments_kernel<T>
+        <<<blocks_for(tasks * 32), kThreads, 0, s>>>(ptr<T>(x), tasks, hw, ptr<double>(mv));
+    CXR_CUDA_LAUNCH_CHECK("sample_moments_kernel");
+    batch_combine_kernel<T><<<grid(c), kThreads, 0, s>>>(
+        ptr<double>(mv), n, c, hw, eps, ptr<T>(mean), ptr<T>(rstd), ptr<double>(var));
+    CXR_CUDA_LAUNCH_CHECK("batch_combine_kernel");
   });
 }
 
