@@ -185,18 +185,19 @@ TEST(AutocastLowerList, ShapeErrorsStillNameTheOp) {
   EXPECT_ERROR_CONTAINS(matmul(in[0], in[1]), "matmul: inner dimensions differ");
 }
 
-// A float32-list op on a bfloat16 input under autocast: float32 output equal to the op on the
-// input converted up, the gradient in the input's dtype; without a scope the output keeps bfloat16.
-void check_upcast(const std::string& name, const Fn& fn, const std::vector<Shape>& shapes) {
-  SCOPED_TRACE(name);
-  std::vector<Tensor> in;
+// A float32-list op on bfloat16 inputs on `device` under autocast: float32 output equal to the
+// op on the inputs converted up (on the CPU), the gradients in the inputs' dtype and device;
+// without a scope the output keeps bfloat16.
+void check_upcast(const std::string& name, const Fn& fn, const std::vector<Shape>& shapes,
+                  Device device) {
+  SCOPED_TRACE(name + " on " + device.str());
+  std::vector<Tensor> in, up;
   for (const Tensor& t : leaves(shapes, Device::cpu(), 13)) {
-    Tensor h = raw::to(t, kBFloat16);
+    Tensor h = raw::to(raw::to(t, kBFloat16), device);
     h.set_requires_grad(true);
     in.push_back(h);
+    up.push_back(raw::to(raw::to(h, Device::cpu()), kFloat32));
   }
-  std::vector<Tensor> up;
-  for (const Tensor& t : in) up.push_back(raw::to(t, kFloat32));
   const Tensor expected = fn(up);
   EXPECT_EQ(fn(in).dtype(), kBFloat16) << "outside a scope";
   Tensor out;
@@ -205,22 +206,32 @@ void check_upcast(const std::string& name, const Fn& fn, const std::vector<Shape
     out = fn(in);
   }
   ASSERT_EQ(out.dtype(), kFloat32);
-  EXPECT_ALL_CLOSE(out, expected, 1e-6, 1e-6);
+  ASSERT_EQ(out.device(), device);
+  EXPECT_ALL_CLOSE(raw::to(out, Device::cpu()), expected, 1e-5, 1e-6);
   autograd::backward({weighted_sum(out)});
   for (const Tensor& t : in) {
     ASSERT_TRUE(t.grad().defined());
     EXPECT_EQ(t.grad().dtype(), kBFloat16);
+    EXPECT_EQ(t.grad().device(), device);
   }
 }
 
+void check_float32_list(Device device) {
+  check_upcast(
+      "softmax", [](const auto& in) { return softmax(in[0], 1); }, {{3, 7}}, device);
+  check_upcast(
+      "log_softmax", [](const auto& in) { return log_softmax(in[0], -1); }, {{2, 3, 5}}, device);
+  check_upcast(
+      "layer_norm", [](const auto& in) { return layer_norm(in[0], {6}, in[1], in[2]); },
+      {{4, 6}, {6}, {6}}, device);
+  check_upcast(
+      "group_norm+silu",
+      [](const auto& in) { return group_norm(in[0], 2, in[1], in[2], 1e-5, true); },
+      {{2, 4, 3, 3}, {4}, {4}}, device);
+}
+
 TEST(AutocastFloat32List, CastsHalfInputsUp) {
-  check_upcast("softmax", [](const auto& in) { return softmax(in[0], 1); }, {{3, 7}});
-  check_upcast("log_softmax", [](const auto& in) { return log_softmax(in[0], -1); }, {{2, 3, 5}});
-  check_upcast("layer_norm", [](const auto& in) { return layer_norm(in[0], {6}, in[1], in[2]); },
-               {{4, 6}, {6}, {6}});
-  check_upcast("group_norm+silu",
-               [](const auto& in) { return group_norm(in[0], 2, in[1], in[2], 1e-5, true); },
-               {{2, 4, 3, 3}, {4}, {4}});
+  check_float32_list(Device::cpu());
 }
 
 TEST(AutocastFloat32List, KeepsFloat32Inputs) {
@@ -230,23 +241,44 @@ TEST(AutocastFloat32List, KeepsFloat32Inputs) {
   EXPECT_EQ(layer_norm(x, {7}).dtype(), kFloat32);
 }
 
-TEST(AutocastFloat32List, BatchNormIsOnNeitherList) {
-  // As in PyTorch: a half input stays half (the kernel keeps float32 statistics), with float32
-  // parameters and running statistics.
-  Tensor x = raw::to(leaves({{4, 3, 2, 2}}, Device::cpu(), 4)[0], kBFloat16);
-  x.set_requires_grad(true);
-  Tensor weight = raw::ones({3}), bias = raw::zeros({3});
-  weight.set_requires_grad(true);
-  bias.set_requires_grad(true);
-  Tensor y;
+// ResNet's conv -> batch_norm -> relu under autocast on `device`: the convolution runs in the
+// autocast dtype and batch_norm, on neither list as in PyTorch, keeps that dtype (its kernel
+// keeps float32 statistics) with float32 parameters and running statistics. Output and
+// gradients within half precision of the float32 run on the CPU; the parameters' gradients and
+// the running statistics stay float32.
+void check_conv_bn_relu(Device device, DType dtype) {
+  SCOPED_TRACE("conv2d -> batch_norm -> relu on " + device.str() + " under autocast " +
+               std::string(dtype_name(dtype)));
+  const std::vector<Shape> shapes = {{4, 3, 6, 6}, {5, 3, 3, 3}, {5}, {5}};  // x, conv w, bn w, b
+  const auto block = [](const std::vector<Tensor>& p, const Tensor& mean, const Tensor& var) {
+    return relu(batch_norm(conv2d(p[0], p[1], {}, {.padding = {1, 1}}), mean, var, p[2], p[3],
+                           /*training=*/true));
+  };
+  const std::vector<Tensor> ref_p = leaves(shapes, Device::cpu(), 31);
+  const Tensor ref = block(ref_p, raw::zeros({5}), raw::ones({5}));
+  autograd::backward({weighted_sum(ref)});
+
+  const std::vector<Tensor> p = leaves(shapes, device, 31);
+  const Tensor mean = raw::zeros({5}, kFloat32, device), var = raw::ones({5}, kFloat32, device);
+  Tensor out;
   {
-    AutocastGuard amp(kBFloat16);
-    y = batch_norm(x, raw::zeros({3}), raw::ones({3}), weight, bias, true);
+    AutocastGuard amp(dtype);
+    out = block(p, mean, var);
   }
-  EXPECT_EQ(y.dtype(), kBFloat16);
-  autograd::backward({weighted_sum(y)});
-  EXPECT_EQ(x.grad().dtype(), kBFloat16);
-  EXPECT_EQ(weight.grad().dtype(), kFloat32);
+  ASSERT_EQ(out.dtype(), dtype);
+  EXPECT_EQ(mean.dtype(), kFloat32);
+  EXPECT_TRUE(test::close_to_reference(raw::to(out, kFloat32), ref, 2 * tolerance(dtype)));
+  autograd::backward({weighted_sum(out)});
+  for (size_t i = 0; i < p.size(); ++i) {
+    SCOPED_TRACE("gradient of input " + std::to_string(i));
+    ASSERT_TRUE(p[i].grad().defined());
+    EXPECT_EQ(p[i].grad().dtype(), kFloat32);
+    EXPECT_TRUE(test::close_to_reference(p[i].grad(), ref_p[i].grad(), 2 * tolerance(dtype)));
+  }
+}
+
+TEST(AutocastFloat32List, BatchNormIsOnNeitherList) {
+  for (DType dtype : {kBFloat16, kFloat16}) check_conv_bn_relu(Device::cpu(), dtype);
 }
 
 // A small network mixing both lists: linear -> layer_norm -> gelu -> linear -> log_softmax. Under
@@ -288,20 +320,12 @@ TEST(AutocastCuda, LowerListOnDevice) {
 
 TEST(AutocastCuda, Float32ListOnDevice) {
   CXR_SKIP_WITHOUT_CUDA();
-  Tensor x = raw::to(raw::to(leaves({{3, 7}}, Device::cpu(), 8)[0], kFloat16), Device::cuda(0));
-  x.set_requires_grad(true);
-  Tensor y;
-  {
-    AutocastGuard amp(kFloat16);
-    y = log_softmax(x, 1);
-  }
-  EXPECT_EQ(y.dtype(), kFloat32);
-  EXPECT_EQ(y.device(), Device::cuda(0));
-  EXPECT_ALL_CLOSE(raw::to(y, Device::cpu()),
-                   log_softmax(raw::to(raw::to(x, Device::cpu()), kFloat32), 1), 1e-5, 1e-5);
-  autograd::backward({weighted_sum(y)});
-  EXPECT_EQ(x.grad().dtype(), kFloat16);
-  EXPECT_EQ(x.grad().device(), Device::cuda(0));
+  check_float32_list(Device::cuda(0));
+}
+
+TEST(AutocastCuda, ConvBatchNormReluOnDevice) {
+  CXR_SKIP_WITHOUT_CUDA();
+  for (DType dtype : {kBFloat16, kFloat16}) check_conv_bn_relu(Device::cuda(0), dtype);
 }
 
 }  // namespace
