@@ -145,6 +145,7 @@ else
   run_step memcheck "$memcheck_s" bash -c \
     'printf "%s\n" $1 | xargs -P 4 -I{} bash -c "memcheck_one {} $2 $3 $4"' _ \
     "$memcheck_exes" "$logs" "$((memcheck_s - 10))" "$sanitizer"
+  grep -H "ERROR SUMMARY" "$logs"/memcheck_*.log | sed "s|^$logs/||" >>"$logs/memcheck.log"
   add_figures memcheck 40
 fi
 
