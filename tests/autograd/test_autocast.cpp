@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "autograd/autocast.h"
+#include "autograd/checkpoint.h"
 #include "autograd/conv.h"
 #include "autograd/elementwise.h"
 #include "autograd/engine.h"
@@ -307,6 +308,32 @@ TEST(AutocastNetwork, MixedListsTrainFloat32Parameters) {
     SCOPED_TRACE("parameter " + std::to_string(i));
     EXPECT_EQ(p[i].grad().dtype(), kFloat32);
     EXPECT_TRUE(test::close_to_reference(p[i].grad(), ref_p[i].grad(), 2 * tolerance(kBFloat16)));
+  }
+}
+
+// Gradient checkpointing recomputes a block's forward during backward: with backward inside the
+// autocast scope too (as bench_unet's ControlNet step runs it), the recomputation casts as the
+// forward did and the gradients equal those of the block run without checkpointing.
+TEST(AutocastNetwork, CheckpointedBlockWithBackwardInScope) {
+  const std::vector<Shape> shapes = {{3, 8}, {6, 8}, {6}};
+  const auto block = [](const std::vector<Tensor>& in, const Tensor& w, const Tensor& b) {
+    return std::vector<Tensor>{layer_norm(linear(in[0], w, b), {6})};
+  };
+  const std::vector<Tensor> ref_p = leaves(shapes, Device::cpu(), 41);
+  const std::vector<Tensor> p = leaves(shapes, Device::cpu(), 41);
+  {
+    AutocastGuard amp(kBFloat16);
+    autograd::backward({weighted_sum(block({ref_p[0]}, ref_p[1], ref_p[2])[0])});
+    const Tensor y =
+        autograd::checkpoint([&](const std::vector<Tensor>& in) { return block(in, p[1], p[2]); },
+                             {p[0]}, {p[1], p[2]})[0];
+    EXPECT_EQ(y.dtype(), kFloat32);
+    autograd::backward({weighted_sum(y)});
+  }
+  for (size_t i = 0; i < p.size(); ++i) {
+    SCOPED_TRACE("gradient of input " + std::to_string(i));
+    EXPECT_EQ(p[i].grad().dtype(), kFloat32);
+    EXPECT_ALL_CLOSE(p[i].grad(), ref_p[i].grad(), 1e-6, 1e-6);
   }
 }
 
