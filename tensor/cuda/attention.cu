@@ -41,9 +41,10 @@ constexpr int kMaxHeadDim = 256;
 template <typename T>
 using acc_t = std::conditional_t<std::is_same_v<T, double>, double, float>;
 
-// Tile shapes for head dims up to 32·DCH (DCH "chunks" of 32 lanes). Rows per warp keep each
-// lane's accumulator at ≤ 32 values; float64 and the widest heads take 32 keys (or queries) per
-// tile instead of 64 to stay within shared memory.
+// Tile shapes for head dims up to 32·DCH (DCH "chunks" of 32 lanes: 1, 2, 3, 4, 5 or 8, so the
+// SD head dims 40/80/160 waste at most 24 lanes). Rows per warp keep each lane's accumulator at
+// ≤ 32 values; float64 and the widest heads take 32 keys (or queries) per tile instead of 64 to
+// stay within shared memory.
 constexpr int rows_per_warp(int dch) {
   return dch == 1 ? 16 : 32 / dch;
 }
@@ -555,8 +556,8 @@ Problem make_problem(const Tensor& q, const Tensor& k, const Tensor& v, const Te
 
 // Head-dim chunks of 32 for the larger of D and Dv.
 int chunks(const Problem& p) {
-  const int d = std::max(p.D, p.Dv);
-  return d <= 32 ? 1 : d <= 64 ? 2 : d <= 128 ? 4 : 8;
+  const int n = (std::max(p.D, p.Dv) + 31) / 32;
+  return n <= 5 ? std::max(n, 1) : 8;
 }
 
 // Calls f.template operator()<DCH>() with DCH the compile-time chunk count.
@@ -567,8 +568,12 @@ void dispatch_chunks(int dch, F&& f) {
       return f.template operator()<1>();
     case 2:
       return f.template operator()<2>();
+    case 3:
+      return f.template operator()<3>();
     case 4:
       return f.template operator()<4>();
+    case 5:
+      return f.template operator()<5>();
     default:
       return f.template operator()<8>();
   }
