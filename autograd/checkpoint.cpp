@@ -1,6 +1,7 @@
 // Gradient checkpointing by recomputation.
 #include "autograd/checkpoint.h"
 
+#include "autograd/autocast.h"
 #include "autograd/engine.h"
 #include "autograd/grad_mode.h"
 #include "autograd/node.h"
@@ -12,6 +13,9 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
                                const std::vector<Tensor>& params, Generator* gen) {
   Generator& g = gen ? *gen : default_generator();
   const uint64_t rng_offset = g.offset();
+  // The recomputation runs under the autocast state of the forward pass (backward usually runs
+  // outside the training step's autocast scope), so it rebuilds the same lower-precision graph.
+  const std::optional<DType> amp = autocast_dtype();
   std::vector<Tensor> outputs;
   {
     NoGradGuard no_grad;
@@ -25,7 +29,7 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
   std::vector<bool> input_requires;
   for (const Tensor& t : node_inputs) input_requires.push_back(t.defined() && t.requires_grad());
   const size_t n_inputs = inputs.size();
-  auto backward = [fn, node_inputs, n_inputs, input_requires, rng_offset,
+  auto backward = [fn, node_inputs, n_inputs, input_requires, rng_offset, amp,
                    &g](const std::vector<Tensor>& grads) {
     // Detached inputs: the recomputed graph ends at them (and at the parameters, used as they are).
     std::vector<Tensor> detached, wrt;
@@ -46,6 +50,7 @@ std::vector<Tensor> checkpoint(const CheckpointFn& fn, const std::vector<Tensor>
     std::vector<Tensor> recomputed;
     {
       EnableGradGuard enable;
+      AutocastGuard autocast(amp);
       recomputed = fn(detached);
     }
     g.set_offset(resume);

@@ -14,6 +14,7 @@
 #include <cmath>
 #include <vector>
 
+#include "autograd/autocast.h"
 #include "autograd/node.h"
 #include "tensor/creation.h"
 #include "tensor/elementwise.h"
@@ -246,9 +247,20 @@ Tensor cross_entropy_probs(const Tensor& input, const Tensor& target,
   return out;
 }
 
+// Losses are on autocast's float32 list (autograd/autocast.h): inside a scope, float16/bfloat16
+// inputs are cast up (differentiably) and the loss is computed in float32.
+bool needs_upcast(std::initializer_list<Tensor> tensors) {
+  if (!autocast_dtype()) return false;
+  for (const Tensor& t : tensors)
+    if (t.defined() && (t.dtype() == kFloat16 || t.dtype() == kBFloat16)) return true;
+  return false;
+}
+
 }  // namespace
 
 Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  if (needs_upcast({input, target}))
+    return mse_loss(autocast_upcast(input), autocast_upcast(target), reduction);
   check_floating_pair(input, target, "mse_loss");
   const Tensor d = raw::sub(input, target);
   Tensor out = reduce(raw::mul(d, d), reduction);
@@ -260,6 +272,8 @@ Tensor mse_loss(const Tensor& input, const Tensor& target, Reduction reduction) 
 }
 
 Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
+  if (needs_upcast({input, target}))
+    return l1_loss(autocast_upcast(input), autocast_upcast(target), reduction);
   check_floating_pair(input, target, "l1_loss");
   const Tensor d = raw::sub(input, target);
   Tensor out = reduce(raw::abs(d), reduction);
@@ -271,6 +285,11 @@ Tensor l1_loss(const Tensor& input, const Tensor& target, Reduction reduction) {
 }
 
 Tensor cross_entropy(const Tensor& input, const Tensor& target, const CrossEntropyOptions& o) {
+  if (needs_upcast({input, target, o.weight})) {
+    CrossEntropyOptions up = o;
+    up.weight = autocast_upcast(o.weight);
+    return cross_entropy(autocast_upcast(input), autocast_upcast(target), up);
+  }
   CXR_CHECK(o.label_smoothing >= 0.0 && o.label_smoothing <= 1.0,
             "cross_entropy: label_smoothing must be in [0, 1], got ", o.label_smoothing);
   CXR_CHECK(target.defined(), "cross_entropy: target is undefined");
@@ -281,6 +300,9 @@ Tensor cross_entropy(const Tensor& input, const Tensor& target, const CrossEntro
 
 Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
                 int64_t ignore_index, Reduction reduction) {
+  if (needs_upcast({input, weight}))
+    return nll_loss(autocast_upcast(input), target, autocast_upcast(weight), ignore_index,
+                    reduction);
   CXR_CHECK(target.defined(), "nll_loss: target is undefined");
   return class_index_loss(input, target, weight, ignore_index, reduction, 0.0, false, "nll_loss");
 }
@@ -288,6 +310,10 @@ Tensor nll_loss(const Tensor& input, const Tensor& target, const Tensor& weight,
 Tensor binary_cross_entropy_with_logits(const Tensor& input, const Tensor& target,
                                         const Tensor& weight, const Tensor& pos_weight,
                                         Reduction reduction) {
+  if (needs_upcast({input, target, weight, pos_weight}))
+    return binary_cross_entropy_with_logits(autocast_upcast(input), autocast_upcast(target),
+                                            autocast_upcast(weight), autocast_upcast(pos_weight),
+                                            reduction);
   const char* op = "binary_cross_entropy_with_logits";
   check_floating_pair(input, target, op);
   CXR_CHECK(target.sizes() == input.sizes(), op, ": target ", describe(target),

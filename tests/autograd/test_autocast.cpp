@@ -18,6 +18,7 @@
 #include "autograd/grad_mode.h"
 #include "autograd/gradcheck.h"
 #include "autograd/linalg.h"
+#include "autograd/loss.h"
 #include "autograd/nn_ops.h"
 #include "autograd/reduce.h"
 #include "autograd/views.h"
@@ -335,6 +336,55 @@ TEST(AutocastNetwork, CheckpointedBlockWithBackwardInScope) {
     EXPECT_EQ(p[i].grad().dtype(), kFloat32);
     EXPECT_ALL_CLOSE(p[i].grad(), ref_p[i].grad(), 1e-6, 1e-6);
   }
+}
+
+// Backward usually runs after the training step's scope has closed: the recomputation must still
+// run under the forward's autocast state, or it would rebuild a float32 graph whose gradients
+// differ from the bfloat16 forward's by bfloat16 rounding.
+TEST(AutocastNetwork, CheckpointedBlockWithBackwardOutsideScope) {
+  const std::vector<Shape> shapes = {{3, 8}, {6, 8}, {6}};
+  const auto block = [](const std::vector<Tensor>& in, const Tensor& w, const Tensor& b) {
+    return std::vector<Tensor>{layer_norm(linear(in[0], w, b), {6})};
+  };
+  const std::vector<Tensor> ref_p = leaves(shapes, Device::cpu(), 43);
+  const std::vector<Tensor> p = leaves(shapes, Device::cpu(), 43);
+  Tensor ref_loss, loss;
+  {
+    AutocastGuard amp(kBFloat16);
+    ref_loss = weighted_sum(block({ref_p[0]}, ref_p[1], ref_p[2])[0]);
+    loss = weighted_sum(
+        autograd::checkpoint([&](const std::vector<Tensor>& in) { return block(in, p[1], p[2]); },
+                             {p[0]}, {p[1], p[2]})[0]);
+  }
+  ASSERT_FALSE(autocast_dtype().has_value());
+  autograd::backward({ref_loss});
+  autograd::backward({loss});
+  for (size_t i = 0; i < p.size(); ++i) {
+    SCOPED_TRACE("gradient of input " + std::to_string(i));
+    EXPECT_ALL_CLOSE(p[i].grad(), ref_p[i].grad(), 1e-6, 1e-6);
+  }
+}
+
+// Losses are on the float32 list: half inputs give a float32 loss equal to the loss of the
+// upcast inputs, and the gradient reaches the half leaf in its own dtype.
+TEST(AutocastFloat32List, LossesComputeInFloat32) {
+  Generator gen(5);
+  const Tensor x = raw::to(raw::randn({4, 6}, gen), kBFloat16);
+  const Tensor t = raw::to(raw::randn({4, 6}, gen), kBFloat16);
+  Tensor leaf = raw::clone(x);
+  leaf.set_requires_grad(true);
+  Tensor loss;
+  {
+    AutocastGuard amp(kBFloat16);
+    loss = mse_loss(leaf, t, Reduction::Mean);
+    EXPECT_EQ(binary_cross_entropy_with_logits(leaf, raw::sigmoid(t)).dtype(), kFloat32);
+    EXPECT_EQ(l1_loss(leaf, t).dtype(), kFloat32);
+  }
+  EXPECT_EQ(loss.dtype(), kFloat32);
+  EXPECT_ALL_CLOSE(loss, mse_loss(raw::to(x, kFloat32), raw::to(t, kFloat32), Reduction::Mean), 0,
+                   0);
+  autograd::backward({loss});
+  EXPECT_EQ(leaf.grad().dtype(), kBFloat16);
 }
 
 // The same checks on CUDA (cuBLAS/cuDNN/our attention kernel in float16/bfloat16) against the CPU

@@ -164,11 +164,13 @@ TEST(CudaTraining, MixedDeviceGradientIsAnError) {
 namespace {
 
 // Conv2d -> BatchNorm2d (cumulative momentum: its batch counter is read) -> GroupNorm -> SiLU ->
-// attention block (residual) -> Linear, built from the global seed.
+// attention block (residual) -> Linear, built from the global seed. The convolution has no bias,
+// as before any BatchNorm: BatchNorm cancels it, so its gradient would be pure rounding noise,
+// which AdamW normalises into full-size steps of device-dependent sign.
 std::shared_ptr<Sequential> make_net() {
   manual_seed(1234);
   auto net = std::make_shared<Sequential>();
-  net->push_back(std::make_shared<Conv2d>(3, 8, 3, Conv2dOptions{.padding = 1}));
+  net->push_back(std::make_shared<Conv2d>(3, 8, 3, Conv2dOptions{.padding = 1, .bias = false}));
   net->push_back(std::make_shared<BatchNorm2d>(8, BatchNormOptions{.momentum = std::nullopt}));
   net->push_back(std::make_shared<GroupNorm>(4, 8));
   net->push_back(std::make_shared<SiLU>());
