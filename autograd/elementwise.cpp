@@ -178,9 +178,9 @@ InputInfo constant_info(const Tensor& t) {
   return {t.sizes(), t.dtype(), false};
 }
 
-// A scalar operand as a 0-dim constant of the dtype the op computes in.
+// A scalar operand as a 0-dim constant of the dtype the op computes in, on the op's device.
 Tensor scalar_like(double v, const Tensor& out) {
-  return raw::scalar_tensor(v, out.dtype());
+  return raw::scalar_tensor(v, out.dtype(), out.device());
 }
 
 // In place: self <- self op other, recorded with self's old history as input 0.
@@ -212,7 +212,7 @@ Tensor binary_inplace(BinaryOp op, const Tensor& self, double other) {
   }
   Tensor result = raw::binary(op, self, other);
   const InputInfo is = info(self);
-  Tensor c = raw::scalar_tensor(other, self.dtype());
+  Tensor c = raw::scalar_tensor(other, self.dtype(), self.device());
   autograd::record_inplace(binary_op_name(op), self, result, {self}, [op, c, is](const Grads& g) {
     return Grads{binary_grads(op, g[0], Tensor(), c, is, constant_info(c))[0]};
   });

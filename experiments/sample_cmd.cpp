@@ -22,7 +22,7 @@ namespace cxr::experiments {
 namespace {
 
 struct SampleCommandOptions {
-  std::string model, controlnet, jobs, out, mode, scheduler = "pndm";
+  std::string model, controlnet, jobs, out, mode, scheduler = "pndm", device = "cpu";
   std::vector<std::string> prompts, masks;
   uint64_t seed = 0;
   int64_t repeats = 1, steps = 50, height = 0, width = 0, batch = 4;
@@ -37,7 +37,8 @@ void run_sample(const SampleCommandOptions& o) {
   const SampleJobs jobs = o.jobs.empty() ? make_sample_jobs(o.prompts, o.masks, o.seed, o.repeats)
                                          : read_sample_jobs(o.jobs);
 
-  const models::LatentDiffusion ld = load_sampling_pipeline(o.model, o.controlnet);
+  const models::LatentDiffusion ld =
+      load_sampling_pipeline(o.model, o.controlnet, Device::parse(o.device));
 
   models::SampleOptions so;
   so.scheduler = o.scheduler;
@@ -103,6 +104,10 @@ Command register_sample(CLI::App& app) {
   sub->add_option("--height", o->height,
                   "image height (default: the UNet's sample size x the VAE factor)");
   sub->add_option("--width", o->width, "image width (default: as height)");
+  sub->add_option("--device", o->device,
+                  "cpu or cuda:N (the same noise on either; not part of the settings a resumed "
+                  "run must keep)")
+      ->capture_default_str();
   sub->add_option("--batch", o->batch, "images per batch (results do not depend on it)")
       ->capture_default_str();
   return {sub, [o] { run_sample(*o); }};

@@ -134,14 +134,16 @@ TrainConfig cell_train_config(const StudyConfig& s, const StudyTask& t, const Ce
 // Loads the generator once, when a pool first needs images.
 class GeneratorCache {
  public:
-  explicit GeneratorCache(const GeneratorRef& ref) : ref_(ref) {}
+  GeneratorCache(const GeneratorRef& ref, const std::string& device)
+      : ref_(ref), device_(Device::parse(device)) {}
   const models::LatentDiffusion& get() {
-    if (!model_) model_ = load_sampling_pipeline(ref_.folder);
+    if (!model_) model_ = load_sampling_pipeline(ref_.folder, "", device_);
     return *model_;
   }
 
  private:
   GeneratorRef ref_;
+  Device device_;
   std::optional<models::LatentDiffusion> model_;
 };
 
@@ -484,7 +486,7 @@ bool run_study(const nlohmann::json& raw, const std::string& source, const std::
     gen = prepare_generator(g.config, run_dir);
     store_generator(run_dir, gen);
   }
-  GeneratorCache cache(gen);
+  GeneratorCache cache(gen, g.config.device);
 
   bool complete;
   if (g.config.workers == 1) {
@@ -512,7 +514,7 @@ int run_study_worker(const std::string& run_dir_str, int64_t worker, int64_t sto
   for (size_t i = 0; i < g.cells.size(); ++i)
     needs_pools |= !g.done[i] && g.cells[i].multiplier > 0;
   const GeneratorRef gen = needs_pools ? load_generator(run_dir) : GeneratorRef{};
-  GeneratorCache cache(gen);
+  GeneratorCache cache(gen, s.devices.empty() ? s.device : s.devices[size_t(worker)]);
   return run_cells(g, gen, cache, worker, s.workers, stop_after) ? 0 : kWorkerStopped;
 }
 

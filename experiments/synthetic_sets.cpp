@@ -197,7 +197,7 @@ SampleJobs plan_classification_jobs(const std::vector<std::string>& label_names,
 }
 
 models::LatentDiffusion load_sampling_pipeline(const std::string& model,
-                                               const std::string& controlnet) {
+                                               const std::string& controlnet, Device device) {
   models::SdFolderOptions load;
   if (!controlnet.empty()) load.controlnet = models::SdFolderOptions::ControlNet::Skip;
   models::LatentDiffusion ld = latent_diffusion_of(models::load_sd_folder(model, load));
@@ -205,7 +205,10 @@ models::LatentDiffusion load_sampling_pipeline(const std::string& model,
   ld.validate();
   for (nn::Module* m : std::initializer_list<nn::Module*>{ld.vae.get(), ld.text_encoder.get(),
                                                           ld.unet.get(), ld.controlnet.get()})
-    if (m) m->eval();
+    if (m) {
+      m->eval();
+      m->to(device);
+    }
   return ld;
 }
 
@@ -236,7 +239,9 @@ void run_sample_jobs(const models::LatentDiffusion& model, const SampleJobs& job
                           : read_condition(pending[i]->mask_path, options.height, options.width));
     }
     const Tensor masks = uses_masks ? raw::stack(conds, 0) : Tensor();
-    const Tensor images = models::sample_images(model, prompts, masks, seeds, options);
+    // Generated on the model's device, written from the host.
+    const Tensor images =
+        raw::to(models::sample_images(model, prompts, masks, seeds, options), Device::cpu());
     for (size_t i = first; i < last; ++i) {
       const int64_t k = int64_t(i - first);
       const Tensor mask = pending[i]->mask_path.empty() || !uses_masks

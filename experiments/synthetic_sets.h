@@ -84,10 +84,13 @@ SampleJobs plan_classification_jobs(const std::vector<std::string>& label_names,
 // images at a time, with a progress line; rewrites the manifest as it goes. Masks are read as the
 // ControlNet condition at options' size (nearest, > 0.5 is foreground) unless options.mode is t2i.
 // The same function serves `cxr sample`.
-// The generator of a diffusers-format folder ready to sample: components validated, eval mode.
-// `controlnet`, when given, is a ControlNet folder used instead of <model>/controlnet.
+// The generator of a diffusers-format folder ready to sample: components validated, eval mode,
+// on `device`. `controlnet`, when given, is a ControlNet folder used instead of
+// <model>/controlnet. The noise is drawn from the same per-image generators on any device, so an
+// image differs between devices only by the rounding of the computation.
 models::LatentDiffusion load_sampling_pipeline(const std::string& model,
-                                               const std::string& controlnet = "");
+                                               const std::string& controlnet = "",
+                                               Device device = Device::cpu());
 
 void run_sample_jobs(const models::LatentDiffusion& model, const SampleJobs& jobs,
                      SampleOutput& out, const models::SampleOptions& options, int64_t batch);

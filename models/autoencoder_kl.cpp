@@ -147,9 +147,9 @@ Tensor DiagonalGaussianDistribution::var() const {
 }
 
 Tensor DiagonalGaussianDistribution::sample(Generator& gen) const {
-  // eps in float32 on the CPU (where the generator lives), then to the mean's dtype and device.
-  Tensor eps = raw::randn(mean.sizes(), gen);
-  eps = raw::to(raw::to(eps, mean.dtype()), mean.device());
+  // eps drawn in float32 on the mean's device (the same numbers as on the CPU), then to its dtype.
+  const Tensor eps =
+      raw::to(raw::randn(mean.sizes(), gen, kFloat32, 0.0, 1.0, mean.device()), mean.dtype());
   return add(mean, mul(stddev(), eps));
 }
 

@@ -143,9 +143,10 @@ Tensor LatentDiffusion::training_loss(const Tensor& images, const std::vector<st
   const Tensor latents = encode_images(images, gen);
   const Tensor text = encode_prompts(prompts, mode);
   const NoiseSchedule schedule(noise);
-  const Tensor eps = raw::to(raw::randn(latents.sizes(), gen), latents.device());
+  // Drawn on the latents' device: the same numbers as on the CPU (tensor/random.h).
+  const Tensor eps = raw::randn(latents.sizes(), gen, kFloat32, 0.0, 1.0, latents.device());
   const Tensor t =
-      raw::to(raw::randint(0, schedule.num_train_timesteps(), {batch}, gen), latents.device());
+      raw::randint(0, schedule.num_train_timesteps(), {batch}, gen, kInt64, latents.device());
   const Tensor z_t = schedule.add_noise(latents, eps, t);
   Tensor target;
   if (noise.prediction_type == "epsilon")
@@ -203,7 +204,10 @@ Tensor sample_images(const LatentDiffusion& model, const std::vector<std::string
   const Tensor text_in = guided ? cat({raw::zeros_like(text), text}, 0) : text;
   Tensor masks_in;
   std::vector<bool> active_in = active;
-  if (masks.defined()) masks_in = guided ? cat({masks, masks}, 0) : masks;
+  if (masks.defined()) {
+    const Tensor m = raw::to(masks, device);
+    masks_in = guided ? cat({m, m}, 0) : m;
+  }
   if (guided) active_in.insert(active_in.end(), active.begin(), active.end());
   for (double t : scheduler->timesteps()) {
     Tensor x = scheduler->scale_model_input(latents, t);

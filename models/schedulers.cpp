@@ -330,7 +330,7 @@ Tensor Scheduler::NoiseSource::draw(const Tensor& like) const {
               " must have the sample's shape ", shape_str(like.shape()));
     return raw::to(*given, like.device());
   }
-  return raw::to(raw::randn(like.shape(), *gen, like.dtype()), like.device());
+  return raw::randn(like.shape(), *gen, like.dtype(), 0.0, 1.0, like.device());
 }
 
 void Scheduler::check_step(const Tensor& model_output, const Tensor& sample) const {

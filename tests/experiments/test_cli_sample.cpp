@@ -9,6 +9,7 @@
 #include "data/synthetic.h"
 #include "support/compare.h"
 #include "support/files.h"
+#include "tensor/device.h"
 #include "tensor/ops.h"
 
 namespace cxr {
@@ -84,6 +85,16 @@ TEST(CliSample, BadArgumentsExitTwo) {
   fails("--model " + kModel + " --prompt a --height 15", "multiples of 2");
   fails("--model " + kModel, "--prompt");
   fails("--model " + kModel + " --prompt a --mask " + (dir.dir / "no.png").string(), "no.png");
+  fails("--model " + kModel + " --prompt a --device gpu", "cannot parse 'gpu'");
+  // A device this machine cannot use is named before anything is written.
+  if (cuda_device_count() == 0) {
+    const std::string fresh = (dir.dir / "fresh").string();
+    auto r =
+        cxr_run("sample --out " + fresh + " --model " + kModel + " --prompt a --device cuda:0");
+    EXPECT_EQ(r.status, 2);
+    EXPECT_NE(r.err.find("cuda:0"), std::string::npos) << r.err;
+    EXPECT_FALSE(std::filesystem::exists(fresh));
+  }
 }
 
 }  // namespace
