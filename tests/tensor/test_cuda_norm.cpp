@@ -2,9 +2,10 @@
 // (tensor/cuda/norm.cu, tensor/cuda/embedding.cu): forward outputs, the saved statistics (same
 // dtype and shape), the backward gradients and the batch-norm running statistics, for every
 // floating dtype, odd sizes (channels not a multiple of 32, 1x1 and 7x9 maps, 1 and 32 groups,
-// normalised over 1 and 2 dims), without affine parameters, non-contiguous and empty inputs; the
-// embedding with repeated indices, int32/int64 indices and out-of-range errors; mixed-device
-// errors. Every test skips without a GPU.
+// normalised over 1 and 2 dims), without affine parameters, non-contiguous and empty inputs,
+// batch 1 and 2 with large maps and few long layer-norm rows (statistics split over several
+// blocks or warps, tensor/cuda/norm.cu); the embedding with repeated indices, int32/int64 indices
+// and out-of-range errors; mixed-device errors. Every test skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <string>
@@ -114,6 +115,27 @@ TEST(CudaLayerNorm, ForwardAndBackwardMatchCpu) {
       }
 }
 
+// Few long rows: each row's statistics split over several blocks (a part count that does not
+// divide the row), then an elementwise pass.
+TEST(CudaLayerNorm, FewLongRowsMatchCpu) {
+  CXR_SKIP_WITHOUT_CUDA();
+  for (const Shape& shape : std::vector<Shape>{{3, 20001}, {1, 70001}, {2, 3, 4099}})
+    for (DType dt : kFloatTypes)
+      for (bool affine : {true, false}) {
+        const Shape norm_shape = {shape.back()};
+        Tensor x = random(shape, dt, 8, 0.5);
+        Tensor w = affine ? random(norm_shape, dt, 9, 1.0) : Tensor();
+        Tensor b = affine ? random(norm_shape, dt, 10) : Tensor();
+        Tensor gy = random(shape, dt, 11);
+        const std::string what = name("layer_norm", shape, dt) + (affine ? " affine" : "");
+        raw::NormResult rc = raw::layer_norm(x, 1, w, b, 1e-5);
+        raw::NormResult rg = raw::layer_norm(gpu(x), 1, gpu(w), gpu(b), 1e-5);
+        expect_norm_match(rg, rc, dt, what);
+        expect_grads_match(raw::layer_norm_backward(gpu(gy), gpu(x), rg, gpu(w), 1),
+                           raw::layer_norm_backward(gy, x, rc, w, 1), dt, what, 10.0);
+      }
+}
+
 TEST(CudaLayerNorm, NonContiguousInput) {
   CXR_SKIP_WITHOUT_CUDA();
   Tensor x = raw::transpose(random({33, 6}, kFloat32, 5), 0, 1);  // [6, 33], strided
@@ -159,6 +181,33 @@ TEST(CudaGroupNorm, ForwardAndBackwardMatchCpu) {
         }
 }
 
+// Batch 1 and 2 with 32 groups and large maps: few statistics, each row split over several blocks
+// (forward) and warps (backward), the parts combined in order.
+TEST(CudaGroupNorm, SmallBatchLargeMapsMatchCpu) {
+  CXR_SKIP_WITHOUT_CUDA();
+  struct Case {
+    Shape shape;
+    int64_t groups;
+  };
+  const std::vector<Case> cases = {
+      {{2, 320, 64, 64}, 32}, {{1, 64, 67, 67}, 32}, {{1, 32, 181, 181}, 32}, {{2, 8, 4099}, 2}};
+  for (const Case& c : cases)
+    for (DType dt : kFloatTypes)
+      for (bool silu : {false, true}) {
+        Tensor x = random(c.shape, dt, 15, 0.5);
+        Tensor w = random({c.shape[1]}, dt, 16, 1.0), b = random({c.shape[1]}, dt, 17);
+        Tensor gy = random(c.shape, dt, 18);
+        const std::string what = name("group_norm", c.shape, dt) + " groups " +
+                                 std::to_string(c.groups) + (silu ? " silu" : "");
+        raw::NormResult rc = raw::group_norm(x, c.groups, w, b, 1e-5, silu);
+        raw::NormResult rg = raw::group_norm(gpu(x), c.groups, gpu(w), gpu(b), 1e-5, silu);
+        expect_norm_match(rg, rc, dt, what);
+        expect_grads_match(
+            raw::group_norm_backward(gpu(gy), gpu(x), rg, gpu(w), gpu(b), c.groups, silu),
+            raw::group_norm_backward(gy, x, rc, w, b, c.groups, silu), dt, what, 10.0);
+      }
+}
+
 // ---- batch norm
 // ----------------------------------------------------------------------------------
 
@@ -188,6 +237,28 @@ TEST(CudaBatchNorm, TrainingMatchesCpuWithRunningStatistics) {
         expect_grads_match(raw::batch_norm_backward(gpu(gy), gpu(x), rg, gpu(w), true),
                            raw::batch_norm_backward(gy, x, rc, w, true), dt, what, 10.0);
       }
+}
+
+// Batch 1 and 2 with large maps: each (sample, channel) plane split over several warps.
+TEST(CudaBatchNorm, SmallBatchLargeMapsMatchCpu) {
+  CXR_SKIP_WITHOUT_CUDA();
+  for (const Shape& shape : std::vector<Shape>{{2, 8, 100, 100}, {1, 3, 257, 129}})
+    for (DType dt : kFloatTypes) {
+      const int64_t c = shape[1];
+      Tensor x = random(shape, dt, 26, 0.5);
+      Tensor w = random({c}, dt, 27, 1.0), b = random({c}, dt, 28);
+      Tensor gy = random(shape, dt, 29);
+      Tensor rm_c = raw::zeros({c}, kFloat32), rv_c = raw::ones({c}, kFloat32);
+      Tensor rm_g = gpu(rm_c), rv_g = gpu(rv_c);
+      const std::string what = name("batch_norm train", shape, dt);
+      raw::NormResult rc = raw::batch_norm(x, w, b, rm_c, rv_c, true, 0.1, 1e-5);
+      raw::NormResult rg = raw::batch_norm(gpu(x), gpu(w), gpu(b), rm_g, rv_g, true, 0.1, 1e-5);
+      expect_norm_match(rg, rc, dt, what);
+      expect_match(rm_g, rm_c, kFloat32, what + " running_mean");
+      expect_match(rv_g, rv_c, kFloat32, what + " running_var");
+      expect_grads_match(raw::batch_norm_backward(gpu(gy), gpu(x), rg, gpu(w), true),
+                         raw::batch_norm_backward(gy, x, rc, w, true), dt, what, 10.0);
+    }
 }
 
 TEST(CudaBatchNorm, RunningStatisticsOfOtherDtypesAndStrides) {
