@@ -10,11 +10,16 @@ namespace cxr::cuda {
 
 namespace {
 
+// dst = convert<D>(src); load/store split for the contiguous kernel (loops.cuh).
 template <typename D, typename S>
 struct CopyFn {
-  __device__ void operator()(const std::array<char*, 2>& p) const {
-    *reinterpret_cast<D*>(p[0]) = convert<D>(*reinterpret_cast<const S*>(p[1]));
+  __device__ S load(const std::array<char*, 2>& p) const {
+    return *reinterpret_cast<const S*>(p[1]);
   }
+  __device__ void store(const std::array<char*, 2>& p, S v) const {
+    *reinterpret_cast<D*>(p[0]) = convert<D>(v);
+  }
+  __device__ void operator()(const std::array<char*, 2>& p) const { store(p, load(p)); }
 };
 
 template <typename D>

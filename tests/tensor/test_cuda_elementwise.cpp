@@ -1,13 +1,16 @@
 // The CUDA elementwise ops (tensor/cuda/elementwise*.cu) against the CPU ops on the same inputs:
 // every UnaryOp (forward, backward, in place), BinaryOp and CompareOp (tensor-tensor with
 // broadcasting, both scalar forms, in place), the parameterised ops and lerp, in every dtype, on
-// contiguous, transposed and step-sliced operands, empty and large tensors; dtype copies; and the
-// errors (refusals with the CPU's message, mixed devices). Both backends run the functors of
-// tensor/math.h in the same compute type without contraction (--fmad=false, -ffp-contract=off), so
-// results are compared bit for bit (NaN payloads aside) wherever the functor is pure IEEE
-// arithmetic or tensor/math.h's own float32 polynomials; functors that call the C library (sin,
-// cos and pow in float32, the transcendental float64 functions) use CUDA's own implementations on
-// the device and are compared within a tolerance. Every test skips without a GPU.
+// contiguous, transposed and step-sliced operands, empty and large tensors; both kernels of
+// tensor/cuda/loops.cuh (the contiguous one with sizes around its 4-element step and views at odd
+// offsets, the strided one with 8 dims, and both beyond one grid with 32- and 64-bit index math);
+// dtype copies; and the errors (refusals with the CPU's message, mixed devices). Both backends run
+// the functors of tensor/math.h in the same compute type without contraction (--fmad=false,
+// -ffp-contract=off), so results are compared bit for bit (NaN payloads aside) wherever the functor
+// is pure IEEE arithmetic or tensor/math.h's own float32 polynomials; functors that call the C
+// library (sin, cos and pow in float32, the transcendental float64 functions) use CUDA's own
+// implementations on the device and are compared within a tolerance. Every test skips without a
+// GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -17,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "support/compare.h"
 #include "support/devices.h"
 #include "support/errors.h"
 #include "tensor/ops.h"
@@ -482,6 +486,94 @@ TEST(CudaElementwise, LargeTensorsMatchCpuBitForBit) {
   expect_same("sigmoid_backward large", {x, x}, [](const auto& in) {
     return raw::unary_backward(UnaryOp::Sigmoid, in[0], in[1], Tensor());
   });
+}
+
+// The contiguous kernel (loops.cuh) takes kUnroll = 4 elements per thread: sizes around
+// multiples of 4 and of the block size, operands that start one or three elements into their
+// buffers (views at an odd offset), in place, a dtype conversion and a scalar form.
+TEST(CudaElementwise, ContiguousPathTailsAndOffsetViewsMatchCpu) {
+  CXR_SKIP_WITHOUT_CUDA();
+  for (int64_t n : {1, 2, 3, 4, 5, 255, 256, 257, 1023, 1024, 1025, 4097, 262145})
+    for (DType d : {kFloat32, kFloat16, kFloat64, kUInt8}) {
+      const Tensor a = values({n + 3}, d, 51, lo_of(d, -3.0), hi_of(d, 3.0));
+      const Tensor b = values({n + 3}, d, 52, lo_of(d, -3.0), hi_of(d, 3.0));
+      const std::string what = "n " + std::to_string(n) + " " + std::string(dtype_name(d));
+      // at(t, k): the n elements of t from offset k (contiguous views with an offset).
+      auto at = [n](const Tensor& t, int64_t k) { return raw::slice(t, 0, k, k + n); };
+      expect_same("add offsets 1, 3 " + what, {a, b},
+                  [&](const auto& in) { return raw::add(at(in[0], 1), at(in[1], 3)); });
+      expect_same("mul aligned " + what, {a, b},
+                  [&](const auto& in) { return raw::mul(at(in[0], 0), at(in[1], 0)); });
+      expect_same("add scalar offset 1 " + what, {a},
+                  [&](const auto& in) { return raw::add(at(in[0], 1), 2.0); });
+      expect_same("add_ in place offset 1 " + what, {a, b}, [&](const auto& in) {
+        raw::binary_(BinaryOp::Add, at(in[0], 1), at(in[1], 1));
+        return in[0];
+      });
+      expect_same("to float32 offset 3 " + what, {a},
+                  [&](const auto& in) { return raw::to(at(in[0], 3), kFloat32); });
+      expect_same("clone offset 1 " + what, {a},
+                  [&](const auto& in) { return raw::clone(at(in[0], 1)); });
+      if (is_floating(d))
+        expect_same(
+            "exp offset 1 " + what, {a},
+            [&](const auto& in) { return raw::unary(UnaryOp::Exp, at(in[0], 1)); },
+            unary_tolerance(UnaryOp::Exp, d));
+    }
+}
+
+// The strided kernel's per-dim index split with up to 8 non-mergeable dims, odd sizes,
+// broadcast operands and step slices.
+TEST(CudaElementwise, StridedPathManyDimsMatchesCpu) {
+  CXR_SKIP_WITHOUT_CUDA();
+  const Tensor x = values({2, 3, 2, 5, 2, 3, 2, 7}, kFloat32, 53, -2.0, 2.0);
+  const Tensor y = values({7, 2, 3, 2, 5, 2, 3, 2}, kFloat32, 54, -2.0, 2.0);
+  // Reversing the dims leaves no two adjacent dims mergeable: 8 dims in the kernel.
+  const std::vector<int64_t> rev = {7, 6, 5, 4, 3, 2, 1, 0};
+  expect_same("add of an 8-dim permuted view", {x, y},
+              [&](const auto& in) { return raw::add(raw::permute(in[0], rev), in[1]); });
+  expect_same("copy of an 8-dim permuted view", {x},
+              [&](const auto& in) { return raw::contiguous(raw::permute(in[0], rev)); });
+  const Tensor img = values({3, 37, 19, 23}, kFloat16, 55, -2.0, 2.0);
+  const Tensor bias = values({37, 1, 1}, kFloat16, 56, -1.0, 1.0);
+  expect_same("add [3, 37, 19, 23] + [37, 1, 1]", {img, bias},
+              [](const auto& in) { return raw::add(in[0], in[1]); });
+  expect_same("mul of step slices", {img, img}, [](const auto& in) {
+    return raw::mul(raw::slice(in[0], 3, 1, 23, 3), raw::slice(in[1], 3, 0, 22, 3));
+  });
+}
+
+// Sizes beyond one grid: the grid-stride loops of the contiguous kernel (more than 65535 * 8
+// blocks x 256 threads x 4 elements) and of the strided kernel with 32-bit (more than 65535 * 8 x
+// 256 elements) and 64-bit index math (2^31 elements and more), on uint8 data (about 2 GiB on the
+// device at most). Inputs are filled through a hash of the index so that a misplaced element shows.
+TEST(CudaElementwise, SizesBeyondOneGridMatchCpuBitForBit) {
+  CXR_SKIP_WITHOUT_CUDA();
+  auto hashed = [](const Shape& shape) {
+    Tensor t = raw::empty(shape, kUInt8);
+    uint8_t* p = t.data<uint8_t>();
+    for (int64_t i = 0; i < t.numel(); ++i) p[i] = uint8_t((uint64_t(i) * 2654435761ull) >> 13);
+    return t;
+  };
+  {
+    const Tensor a = hashed({536862720 + 1001});
+    const Tensor ga = raw::to(a, kCuda);
+    EXPECT_TRUE(test::bitwise_equal(raw::add(ga, ga), raw::add(a, a))) << "contiguous add";
+  }
+  {
+    const Tensor a = hashed({50000001, 3});
+    const Tensor ga = raw::to(a, kCuda);
+    EXPECT_TRUE(test::bitwise_equal(raw::contiguous(raw::transpose(ga, 0, 1)),
+                                    raw::contiguous(raw::transpose(a, 0, 1))))
+        << "strided copy, 32-bit index math";
+  }
+  {
+    const Tensor a = hashed({(int64_t(1) << 30) + 7, 2});
+    const Tensor ga = raw::to(a, kCuda);
+    EXPECT_TRUE(test::bitwise_equal(raw::contiguous(raw::transpose(ga, 0, 1)),
+                                    raw::contiguous(raw::transpose(a, 0, 1))))
+        << "strided copy, 64-bit index math";
+  }
 }
 
 TEST(CudaElementwise, InPlaceIntoExpandedViewIsRefusedAsOnCpu) {
