@@ -1,7 +1,10 @@
 // Benchmarks the CUDA memory-efficient scaled dot-product attention (tensor/cuda/attention.cu)
 // on the Stable Diffusion 1.x UNet shapes at batch 2, 8 heads: self-attention at 64x64 / 32x32 /
 // 16x16 latents (L = S = 4096 / 1024 / 256, d = 40 / 80 / 160) and cross-attention to the 77 CLIP
-// tokens, in float16, bfloat16 and float32. Each row reports:
+// tokens, in float16, bfloat16 and float32. float16/bfloat16 cases run twice, with the SIMT kernels
+// (.../simt) and with the default selection (.../auto: the tensor-core kernels of
+// tensor/cuda/attention_tc.cu), side by side; float32 has only the SIMT kernels (.../auto).
+// Each row reports:
 //   TFLOPs       forward 4·L·S·d per head (QKᵀ and PV); backward 10·L·S·d (five products)
 //   ref_TFLOPs   the same attention unfused on the GPU, measured in the same run: forward
 //                matmul(q·scale, kᵀ) -> softmax -> matmul(P, v); backward matmul(dO, vᵀ) ->
@@ -20,8 +23,9 @@
 #include <functional>
 #include <string>
 
-#include "tensor/backend.h"       // kCudaBuilt
-#include "tensor/cuda/runtime.h"  // synchronize (defined in CUDA builds only)
+#include "tensor/backend.h"         // kCudaBuilt
+#include "tensor/cuda/attention.h"  // set_attention_kernel (defined in CUDA builds only)
+#include "tensor/cuda/runtime.h"    // synchronize (defined in CUDA builds only)
 #include "tensor/ops.h"
 
 namespace {
@@ -59,6 +63,10 @@ struct Inputs {
 
 void sync() {
   if constexpr (kCudaBuilt) cuda::synchronize(0);
+}
+
+void select_kernel(cuda::AttentionKernel kernel) {
+  if constexpr (kCudaBuilt) cuda::set_attention_kernel(kernel);
 }
 
 // Seconds per call of f (after a warm-up call), the device synchronised around the timing.
@@ -146,20 +154,32 @@ int main(int argc, char** argv) {
         "driver or no GPU); nothing to measure\n");
     return 0;
   }
+  using cxr::cuda::AttentionKernel;
   for (const Case& c : kCases)
-    for (cxr::DType dt : kDtypes) {
-      const std::string suffix = std::string(c.name) + "/" + std::string(cxr::dtype_name(dt));
-      benchmark::RegisterBenchmark(("cuda_attention_forward/" + suffix).c_str(),
-                                   [c, dt](benchmark::State& s) { forward(s, c, dt); })
-          ->UseManualTime()
-          ->Iterations(3)
-          ->Unit(benchmark::kMillisecond);
-      benchmark::RegisterBenchmark(("cuda_attention_backward/" + suffix).c_str(),
-                                   [c, dt](benchmark::State& s) { backward(s, c, dt); })
-          ->UseManualTime()
-          ->Iterations(3)
-          ->Unit(benchmark::kMillisecond);
-    }
+    for (cxr::DType dt : kDtypes)
+      for (AttentionKernel kernel : {AttentionKernel::Simt, AttentionKernel::Auto}) {
+        if (dt == cxr::kFloat32 && kernel == AttentionKernel::Simt) continue;  // Auto is Simt
+        const std::string suffix = std::string(c.name) + "/" + std::string(cxr::dtype_name(dt)) +
+                                   (kernel == AttentionKernel::Simt ? "/simt" : "/auto");
+        benchmark::RegisterBenchmark(("cuda_attention_forward/" + suffix).c_str(),
+                                     [c, dt, kernel](benchmark::State& s) {
+                                       select_kernel(kernel);
+                                       forward(s, c, dt);
+                                       select_kernel(AttentionKernel::Auto);
+                                     })
+            ->UseManualTime()
+            ->Iterations(3)
+            ->Unit(benchmark::kMillisecond);
+        benchmark::RegisterBenchmark(("cuda_attention_backward/" + suffix).c_str(),
+                                     [c, dt, kernel](benchmark::State& s) {
+                                       select_kernel(kernel);
+                                       backward(s, c, dt);
+                                       select_kernel(AttentionKernel::Auto);
+                                     })
+            ->UseManualTime()
+            ->Iterations(3)
+            ->Unit(benchmark::kMillisecond);
+      }
   benchmark::Initialize(&argc, argv);
   benchmark::RunSpecifiedBenchmarks();
   benchmark::Shutdown();

@@ -18,6 +18,8 @@
 //    (batch·head, query tile) looping over the key tiles (dQ += scale dS K).
 // Fully masked rows: output 0 and LSE = +inf, so P = 0 in the backward, as on the CPU. Causal
 // masking is top-left aligned (row i sees keys j <= i). Head dims up to 256 (kMaxHeadDim).
+// float16/bfloat16 problems with head dims that are multiples of 8 go to the tensor-core kernels
+// of attention_tc.cu instead (tensor_core_supported; set_attention_kernel(Simt) keeps them here).
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -25,17 +27,38 @@
 #include "tensor/convert.h"
 #include "tensor/creation.h"
 #include "tensor/cuda/attention.h"
+#include "tensor/cuda/attention_common.cuh"
 #include "tensor/cuda/context.cuh"
 #include "tensor/dtype.h"
 #include "tensor/math.h"  // math::exp, the exp the CPU kernel uses
 
 namespace cxr::cuda {
+namespace attention_detail {
+
+void allow_smem(const void* kernel, size_t bytes, int device, const char* op) {
+  int limit = 0;
+  CXR_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
+  CXR_CHECK(bytes <= size_t(limit), op, ": the CUDA kernel needs ", bytes,
+            " bytes of shared memory for these head dims, the device allows ", limit);
+  CXR_CUDA_CHECK(
+      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
+}
+
+unsigned grid_size(int64_t bh, int64_t n, int64_t tile, const char* op) {
+  const int64_t blocks = bh * ((n + tile - 1) / tile);
+  CXR_CHECK(blocks <= int64_t(std::numeric_limits<int>::max()), op, ": ", blocks,
+            " thread blocks exceed the CUDA grid limit");
+  return unsigned(blocks);
+}
+
+}  // namespace attention_detail
+
 namespace {
+
+using namespace attention_detail;
 
 constexpr int kWarps = 4;  // warps per block
 constexpr int kThreadsPerBlock = kWarps * 32;
-constexpr int kMaxBatchDims = 6;
-constexpr int kMaxHeadDim = 256;
 
 // The arithmetic type: float64 for float64 inputs, float32 otherwise.
 template <typename T>
@@ -55,50 +78,6 @@ constexpr int cols_per_lane(int dch) {
 // dK/dV kernel: keys per warp (two accumulators, dK and dV, of DCH values per key and lane).
 constexpr int keys_per_warp(int dch) {
   return dch >= 16 ? 1 : 16 / dch;
-}
-
-// One operand: base pointer, element strides of the batch dims, of the rows and of the columns
-// (0 where the operand is broadcast).
-struct View {
-  const void* ptr = nullptr;
-  int64_t batch_stride[kMaxBatchDims] = {};
-  int64_t rs = 0, cs = 0;
-};
-
-enum class MaskKind { None, Keep, Add };
-
-// The whole problem, passed to the kernels by value.
-struct Problem {
-  int nb = 0;  // leading (batch) dims
-  int64_t batch[kMaxBatchDims] = {};
-  int64_t bh = 0, L = 0, S = 0;
-  int D = 0, Dv = 0;
-  View q, k, v, mask, dout, out;
-  MaskKind mask_kind = MaskKind::None;
-  bool causal = false;
-  double scale = 1;
-};
-
-// Element offset of batch·head element `bh` in `v`.
-__device__ int64_t batch_offset(const Problem& p, const View& v, int64_t bh) {
-  int64_t off = 0;
-  for (int d = p.nb - 1; d >= 0; --d) {
-    off += (bh % p.batch[d]) * v.batch_stride[d];
-    bh /= p.batch[d];
-  }
-  return off;
-}
-
-// The score of (row i, key j) after masking: -inf outside the problem, above the causal diagonal
-// or where a bool mask says false; plus the additive mask.
-template <typename Acc>
-__device__ Acc masked_score(const Problem& p, int64_t mask_off, int64_t i, int64_t j, Acc s) {
-  constexpr Acc kNegInf = -std::numeric_limits<Acc>::infinity();
-  if (i >= p.L || j >= p.S || (p.causal && j > i)) return kNegInf;
-  const int64_t e = mask_off + i * p.mask.rs + j * p.mask.cs;
-  if (p.mask_kind == MaskKind::Keep) return static_cast<const bool*>(p.mask.ptr)[e] ? s : kNegInf;
-  if (p.mask_kind == MaskKind::Add) return s + static_cast<const Acc*>(p.mask.ptr)[e];
-  return s;
 }
 
 // dst[r * ld + c] = src[r * rs + c * cs] for r < valid, 0 for valid <= r < rows; c < cols. All
@@ -579,23 +558,6 @@ void dispatch_chunks(int dch, F&& f) {
   }
 }
 
-// Lets `kernel` use `bytes` of dynamic shared memory (checked against the device's limit).
-void allow_smem(const void* kernel, size_t bytes, int device, const char* op) {
-  int limit = 0;
-  CXR_CUDA_CHECK(cudaDeviceGetAttribute(&limit, cudaDevAttrMaxSharedMemoryPerBlockOptin, device));
-  CXR_CHECK(bytes <= size_t(limit), op, ": the CUDA kernel needs ", bytes,
-            " bytes of shared memory for these head dims, the device allows ", limit);
-  CXR_CUDA_CHECK(
-      cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)));
-}
-
-unsigned grid_size(int64_t bh, int64_t n, int64_t tile, const char* op) {
-  const int64_t blocks = bh * ((n + tile - 1) / tile);
-  CXR_CHECK(blocks <= int64_t(std::numeric_limits<int>::max()), op, ": ", blocks,
-            " thread blocks exceed the CUDA grid limit");
-  return unsigned(blocks);
-}
-
 // Launches the forward for dtype T.
 template <typename T>
 void launch_forward(const Problem& p, const raw::AttentionResult& r, int device, const char* op) {
@@ -623,6 +585,13 @@ void launch_backward(const Problem& p, const Tensor& lse, const Tensor& delta,
     delta_kernel<T>
         <<<grid_size(1, p.bh * p.L, rows_per_block, op), kThreadsPerBlock, 0, s>>>(p, delta_p);
     CXR_CUDA_LAUNCH_CHECK("attention delta_kernel");
+  }
+  if constexpr (std::is_same_v<Acc, float>) {
+    if (tensor_core_supported(p, dtype_of<T>::value, device)) {
+      tensor_core_backward(p, dtype_of<T>::value, lse_p, delta_p, g.q.data_ptr(), g.k.data_ptr(),
+                           g.v.data_ptr(), device, op);
+      return;
+    }
   }
   dispatch_chunks(chunks(p), [&]<int DCH>() {
     if (p.S > 0) {
@@ -663,6 +632,11 @@ raw::AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor&
   r.lse = raw::empty(lse_shape, work, q.device());
   if (r.out.numel() == 0) {  // nothing to attend with (as on the CPU: LSE +inf)
     if (r.lse.numel() > 0) raw::fill_(r.lse, std::numeric_limits<double>::infinity());
+    return r;
+  }
+  if (tensor_core_supported(p, q.dtype(), q.device().index)) {
+    tensor_core_forward(p, q.dtype(), r.out.data_ptr(), static_cast<float*>(r.lse.data_ptr()),
+                        q.device().index, op);
     return r;
   }
   CXR_DISPATCH_FLOAT(q.dtype(), op,

@@ -10,6 +10,14 @@
 
 namespace cxr::cuda {
 
+// Which kernels run float16/bfloat16 attention: Auto (the default) takes the tensor-core kernels
+// (tensor/cuda/attention_tc.cu) where they apply (head dims multiples of 8 up to 256, compute
+// capability 8.0+), Simt always the SIMT kernels of attention.cu. Process-wide; for tests and
+// benchmarks that compare the two.
+enum class AttentionKernel { Auto, Simt };
+void set_attention_kernel(AttentionKernel kernel);
+AttentionKernel attention_kernel();
+
 // Same results and conventions as the CPU op: out in q's dtype (contiguous), lse [..., L] in
 // float32 (float64 for float64 inputs), +inf and a zero output row for a fully masked row.
 raw::AttentionResult scaled_dot_product_attention(const Tensor& q, const Tensor& k, const Tensor& v,

@@ -2,8 +2,10 @@
 // specification): forward (out, lse) and backward (dq, dk, dv) for head dims 8..160 and 256, sizes
 // that are not multiples of the tiles, bool / float / broadcast masks, causal with L != S, fully
 // masked rows, every floating dtype, several leading dims, permuted (non-contiguous) inputs, empty
-// problems; bitwise determinism run to run; the errors (mixed devices, bad shapes). Every test
-// skips without a CUDA device.
+// problems; bitwise determinism run to run; the errors (mixed devices, bad shapes). Every GPU run
+// goes through both kernel selections (cuda::set_attention_kernel: Auto, the tensor-core kernels
+// of attention_tc.cu for float16/bfloat16, and Simt), and AutoMatchesSimt compares the two
+// directly. Every test skips without a CUDA device.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -15,6 +17,8 @@
 #include "support/compare.h"
 #include "support/devices.h"
 #include "support/errors.h"
+#include "tensor/backend.h"         // kCudaBuilt
+#include "tensor/cuda/attention.h"  // set_attention_kernel (defined in CUDA builds only)
 #include "tensor/ops.h"
 
 using namespace cxr;
@@ -22,6 +26,26 @@ using namespace cxr;
 namespace {
 
 const Device kGpu = Device::cuda(0);
+
+using cuda::AttentionKernel;
+const AttentionKernel kKernels[] = {AttentionKernel::Auto, AttentionKernel::Simt};
+
+const char* kernel_name(AttentionKernel k) {
+  return k == AttentionKernel::Auto ? "kernel Auto" : "kernel Simt";
+}
+
+// Selects the attention kernels for its lifetime (back to Auto, the default, after).
+class KernelScope {
+ public:
+  explicit KernelScope(AttentionKernel k) {
+    if constexpr (kCudaBuilt) cuda::set_attention_kernel(k);
+  }
+  ~KernelScope() {
+    if constexpr (kCudaBuilt) cuda::set_attention_kernel(AttentionKernel::Auto);
+  }
+  KernelScope(const KernelScope&) = delete;
+  KernelScope& operator=(const KernelScope&) = delete;
+};
 
 // Relative tolerance (against the largest |expected|) of a CUDA result vs the CPU result of the
 // same inputs, per dtype: both compute in float32 (float64), so only the summation order differs
@@ -102,8 +126,8 @@ std::string describe_case(const Tensor& q, const Tensor& k, const Tensor& v, Mas
          mask_name(mask) + (causal ? " causal" : "");
 }
 
-// Runs forward and backward on the CPU and on the GPU (inputs copied there) and compares all
-// five results.
+// Runs forward and backward on the CPU and on the GPU (inputs copied there; each kernel selection)
+// and compares all five results.
 void expect_matches_cpu(const Tensor& q, const Tensor& k, const Tensor& v, const Tensor& mask,
                         bool causal, double scale, const Tensor& gy, const std::string& what) {
   SCOPED_TRACE(what);
@@ -113,18 +137,22 @@ void expect_matches_cpu(const Tensor& q, const Tensor& k, const Tensor& v, const
       raw::scaled_dot_product_attention_backward(gy, q, k, v, rc, mask, causal, scale);
   const Tensor qg = raw::to(q, kGpu), kg = raw::to(k, kGpu), vg = raw::to(v, kGpu);
   const Tensor mg = mask.defined() ? raw::to(mask, kGpu) : Tensor();
-  raw::AttentionResult rg = raw::scaled_dot_product_attention(qg, kg, vg, mg, causal, scale);
-  ASSERT_TRUE(rg.out.device().is_cuda());
-  EXPECT_EQ(rg.out.dtype(), dt);
-  EXPECT_EQ(rg.lse.dtype(), rc.lse.dtype());
-  EXPECT_TRUE(close(rg.out, rc.out, tolerance(dt, false))) << "out";
-  // The LSE is float32 (float64) for every input dtype: the half types read the same inputs.
-  EXPECT_TRUE(close(rg.lse, rc.lse, tolerance(dt == kFloat64 ? dt : kFloat32, false))) << "lse";
-  raw::AttentionGrads gg = raw::scaled_dot_product_attention_backward(raw::to(gy, kGpu), qg, kg, vg,
-                                                                      rg, mg, causal, scale);
-  EXPECT_TRUE(close(gg.q, gc.q, tolerance(dt, true))) << "dq";
-  EXPECT_TRUE(close(gg.k, gc.k, tolerance(dt, true))) << "dk";
-  EXPECT_TRUE(close(gg.v, gc.v, tolerance(dt, true))) << "dv";
+  for (AttentionKernel kernel : kKernels) {
+    SCOPED_TRACE(kernel_name(kernel));
+    const KernelScope scope(kernel);
+    raw::AttentionResult rg = raw::scaled_dot_product_attention(qg, kg, vg, mg, causal, scale);
+    ASSERT_TRUE(rg.out.device().is_cuda());
+    EXPECT_EQ(rg.out.dtype(), dt);
+    EXPECT_EQ(rg.lse.dtype(), rc.lse.dtype());
+    EXPECT_TRUE(close(rg.out, rc.out, tolerance(dt, false))) << "out";
+    // The LSE is float32 (float64) for every input dtype: the half types read the same inputs.
+    EXPECT_TRUE(close(rg.lse, rc.lse, tolerance(dt == kFloat64 ? dt : kFloat32, false))) << "lse";
+    raw::AttentionGrads gg = raw::scaled_dot_product_attention_backward(raw::to(gy, kGpu), qg, kg,
+                                                                        vg, rg, mg, causal, scale);
+    EXPECT_TRUE(close(gg.q, gc.q, tolerance(dt, true))) << "dq";
+    EXPECT_TRUE(close(gg.k, gc.k, tolerance(dt, true))) << "dk";
+    EXPECT_TRUE(close(gg.v, gc.v, tolerance(dt, true))) << "dv";
+  }
 }
 
 struct DimCase {
@@ -211,16 +239,20 @@ TEST(CudaAttentionCases, FullyMaskedRows) {
       const MaskKind kind = mask.dtype() == kBool ? MaskKind::BoolLS : MaskKind::FloatLS;
       expect_matches_cpu(q, k, v, mask, false, 0, gy,
                          describe_case(q, k, v, kind, false) + " fully masked rows");
-      raw::AttentionResult r = raw::scaled_dot_product_attention(
-          raw::to(q, kGpu), raw::to(k, kGpu), raw::to(v, kGpu), raw::to(mask, kGpu), false, 0);
-      const int64_t row = mask.dtype() == kBool ? 2 : 5;
-      EXPECT_TRUE(std::isinf(r.lse.at({1, row})) && r.lse.at({1, row}) > 0) << describe(mask);
-      for (int64_t c = 0; c < D; ++c) EXPECT_EQ(r.out.at({1, row, c}), 0.0) << describe(mask);
-      raw::AttentionGrads g = raw::scaled_dot_product_attention_backward(
-          raw::to(gy, kGpu), raw::to(q, kGpu), raw::to(k, kGpu), raw::to(v, kGpu), r,
-          raw::to(mask, kGpu), false, 0);
-      for (int64_t c = 0; c < D; ++c) EXPECT_EQ(g.q.at({0, row, c}), 0.0) << describe(mask);
-      for (double x : g.k.to_vector<double>()) ASSERT_TRUE(std::isfinite(x)) << describe(mask);
+      for (AttentionKernel kernel : kKernels) {
+        SCOPED_TRACE(kernel_name(kernel));
+        const KernelScope scope(kernel);
+        raw::AttentionResult r = raw::scaled_dot_product_attention(
+            raw::to(q, kGpu), raw::to(k, kGpu), raw::to(v, kGpu), raw::to(mask, kGpu), false, 0);
+        const int64_t row = mask.dtype() == kBool ? 2 : 5;
+        EXPECT_TRUE(std::isinf(r.lse.at({1, row})) && r.lse.at({1, row}) > 0) << describe(mask);
+        for (int64_t c = 0; c < D; ++c) EXPECT_EQ(r.out.at({1, row, c}), 0.0) << describe(mask);
+        raw::AttentionGrads g = raw::scaled_dot_product_attention_backward(
+            raw::to(gy, kGpu), raw::to(q, kGpu), raw::to(k, kGpu), raw::to(v, kGpu), r,
+            raw::to(mask, kGpu), false, 0);
+        for (int64_t c = 0; c < D; ++c) EXPECT_EQ(g.q.at({0, row, c}), 0.0) << describe(mask);
+        for (double x : g.k.to_vector<double>()) ASSERT_TRUE(std::isfinite(x)) << describe(mask);
+      }
     }
   }
 }
@@ -268,45 +300,92 @@ TEST(CudaAttentionCases, NonContiguousInputs) {
 
 TEST(CudaAttentionCases, EmptyProblems) {
   CXR_SKIP_WITHOUT_CUDA();
-  // No keys: output 0, LSE +inf; no queries: zero key/value gradients.
-  const Tensor q = randn_as({2, 5, 8}, kFloat32, 26), k0 = raw::zeros({2, 0, 8}, kFloat32, kGpu);
-  raw::AttentionResult r =
-      raw::scaled_dot_product_attention(raw::to(q, kGpu), k0, k0, {}, false, 0);
-  EXPECT_EQ(r.out.sizes(), (Shape{2, 5, 8}));
-  for (double x : r.out.to_vector<double>()) EXPECT_EQ(x, 0.0);
-  for (double x : r.lse.to_vector<double>()) EXPECT_TRUE(std::isinf(x) && x > 0);
-  const Tensor q0 = raw::zeros({2, 0, 8}, kFloat32, kGpu);
-  const Tensor k = raw::to(randn_as({2, 6, 8}, kFloat32, 27), kGpu);
-  raw::AttentionResult r0 = raw::scaled_dot_product_attention(q0, k, k, {}, false, 0);
-  EXPECT_EQ(r0.out.numel(), 0);
-  raw::AttentionGrads g = raw::scaled_dot_product_attention_backward(
-      raw::zeros({2, 0, 8}, kFloat32, kGpu), q0, k, k, r0, {}, false, 0);
-  EXPECT_EQ(g.k.sizes(), (Shape{2, 6, 8}));
-  for (double x : g.k.to_vector<double>()) EXPECT_EQ(x, 0.0);
-  for (double x : g.v.to_vector<double>()) EXPECT_EQ(x, 0.0);
+  for (AttentionKernel kernel : kKernels)
+    for (DType dt : {kFloat32, kFloat16}) {
+      SCOPED_TRACE(std::string(kernel_name(kernel)) + " " + std::string(dtype_name(dt)));
+      const KernelScope scope(kernel);
+      // No keys: output 0, LSE +inf; no queries: zero key/value gradients.
+      const Tensor q = randn_as({2, 5, 8}, dt, 26), k0 = raw::zeros({2, 0, 8}, dt, kGpu);
+      raw::AttentionResult r =
+          raw::scaled_dot_product_attention(raw::to(q, kGpu), k0, k0, {}, false, 0);
+      EXPECT_EQ(r.out.sizes(), (Shape{2, 5, 8}));
+      for (double x : r.out.to_vector<double>()) EXPECT_EQ(x, 0.0);
+      for (double x : r.lse.to_vector<double>()) EXPECT_TRUE(std::isinf(x) && x > 0);
+      const Tensor q0 = raw::zeros({2, 0, 8}, dt, kGpu);
+      const Tensor k = raw::to(randn_as({2, 6, 8}, dt, 27), kGpu);
+      raw::AttentionResult r0 = raw::scaled_dot_product_attention(q0, k, k, {}, false, 0);
+      EXPECT_EQ(r0.out.numel(), 0);
+      raw::AttentionGrads g = raw::scaled_dot_product_attention_backward(
+          raw::zeros({2, 0, 8}, dt, kGpu), q0, k, k, r0, {}, false, 0);
+      EXPECT_EQ(g.k.sizes(), (Shape{2, 6, 8}));
+      for (double x : g.k.to_vector<double>()) EXPECT_EQ(x, 0.0);
+      for (double x : g.v.to_vector<double>()) EXPECT_EQ(x, 0.0);
+    }
 }
 
 // Same inputs, same bits: the forward and both backward kernels own their outputs (no atomics).
 TEST(CudaAttentionCases, DeterministicRunToRun) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType dt : {kFloat32, kBFloat16}) {
-    const Tensor q = raw::to(randn_as({2, 4, 300, 64}, dt, 28), kGpu);
-    const Tensor k = raw::to(randn_as({2, 4, 500, 64}, dt, 29), kGpu);
-    const Tensor v = raw::to(randn_as({2, 4, 500, 64}, dt, 30), kGpu);
-    const Tensor gy = raw::to(randn_as({2, 4, 300, 64}, dt, 31), kGpu);
-    const Tensor mask = raw::to(make_mask(MaskKind::Padding, 2, 4, 300, 500, kFloat32), kGpu);
-    raw::AttentionResult r1 = raw::scaled_dot_product_attention(q, k, v, mask, true, 0);
-    raw::AttentionResult r2 = raw::scaled_dot_product_attention(q, k, v, mask, true, 0);
-    EXPECT_TRUE(test::bitwise_equal(r1.out, r2.out));
-    EXPECT_TRUE(test::bitwise_equal(r1.lse, r2.lse));
-    raw::AttentionGrads g1 =
-        raw::scaled_dot_product_attention_backward(gy, q, k, v, r1, mask, true, 0);
-    raw::AttentionGrads g2 =
-        raw::scaled_dot_product_attention_backward(gy, q, k, v, r2, mask, true, 0);
-    EXPECT_TRUE(test::bitwise_equal(g1.q, g2.q));
-    EXPECT_TRUE(test::bitwise_equal(g1.k, g2.k));
-    EXPECT_TRUE(test::bitwise_equal(g1.v, g2.v));
-  }
+  for (AttentionKernel kernel : kKernels)
+    for (DType dt : {kFloat32, kBFloat16}) {
+      SCOPED_TRACE(std::string(kernel_name(kernel)) + " " + std::string(dtype_name(dt)));
+      const KernelScope scope(kernel);
+      const Tensor q = raw::to(randn_as({2, 4, 300, 64}, dt, 28), kGpu);
+      const Tensor k = raw::to(randn_as({2, 4, 500, 64}, dt, 29), kGpu);
+      const Tensor v = raw::to(randn_as({2, 4, 500, 64}, dt, 30), kGpu);
+      const Tensor gy = raw::to(randn_as({2, 4, 300, 64}, dt, 31), kGpu);
+      const Tensor mask = raw::to(make_mask(MaskKind::Padding, 2, 4, 300, 500, kFloat32), kGpu);
+      raw::AttentionResult r1 = raw::scaled_dot_product_attention(q, k, v, mask, true, 0);
+      raw::AttentionResult r2 = raw::scaled_dot_product_attention(q, k, v, mask, true, 0);
+      EXPECT_TRUE(test::bitwise_equal(r1.out, r2.out));
+      EXPECT_TRUE(test::bitwise_equal(r1.lse, r2.lse));
+      raw::AttentionGrads g1 =
+          raw::scaled_dot_product_attention_backward(gy, q, k, v, r1, mask, true, 0);
+      raw::AttentionGrads g2 =
+          raw::scaled_dot_product_attention_backward(gy, q, k, v, r2, mask, true, 0);
+      EXPECT_TRUE(test::bitwise_equal(g1.q, g2.q));
+      EXPECT_TRUE(test::bitwise_equal(g1.k, g2.k));
+      EXPECT_TRUE(test::bitwise_equal(g1.v, g2.v));
+    }
+}
+
+// The tensor-core kernels (Auto) against the SIMT ones (Simt) on the same GPU inputs, for the
+// float16/bfloat16 head dims of Stable Diffusion and friends, every pair of lengths (partial tiles,
+// single rows and keys), cycling through the mask kinds and causal.
+TEST(CudaAttentionCases, AutoMatchesSimt) {
+  CXR_SKIP_WITHOUT_CUDA();
+  const int64_t lengths[] = {1, 7, 77, 130, 257};
+  const MaskKind masks[] = {MaskKind::None, MaskKind::Bool, MaskKind::Float, MaskKind::Padding};
+  const int64_t B = 2, H = 2;
+  uint64_t seed = 1000;
+  int index = 0;
+  for (DType dt : {kFloat16, kBFloat16})
+    for (int64_t D : {40, 64, 80, 128, 160})
+      for (int64_t L : lengths)
+        for (int64_t S : lengths) {
+          const MaskKind mk = masks[index % 4];
+          const bool causal = index % 3 == 1;
+          ++index;
+          const Tensor q = raw::to(randn_as({B, H, L, D}, dt, seed++), kGpu);
+          const Tensor k = raw::to(randn_as({B, H, S, D}, dt, seed++), kGpu);
+          const Tensor v = raw::to(randn_as({B, H, S, D}, dt, seed++), kGpu);
+          const Tensor gy = raw::to(randn_as({B, H, L, D}, dt, seed++), kGpu);
+          const Tensor mask =
+              mk == MaskKind::None ? Tensor() : raw::to(make_mask(mk, B, H, L, S, kFloat32), kGpu);
+          SCOPED_TRACE(describe_case(q, k, v, mk, causal));
+          raw::AttentionResult r[2];
+          raw::AttentionGrads g[2];
+          for (int i = 0; i < 2; ++i) {
+            const KernelScope scope(kKernels[i]);
+            r[i] = raw::scaled_dot_product_attention(q, k, v, mask, causal, 0);
+            g[i] = raw::scaled_dot_product_attention_backward(gy, q, k, v, r[i], mask, causal, 0);
+          }
+          EXPECT_TRUE(close(r[0].out, r[1].out, tolerance(dt, false))) << "out";
+          EXPECT_TRUE(close(r[0].lse, r[1].lse, tolerance(kFloat32, false))) << "lse";
+          EXPECT_TRUE(close(g[0].q, g[1].q, tolerance(dt, true))) << "dq";
+          EXPECT_TRUE(close(g[0].k, g[1].k, tolerance(dt, true))) << "dk";
+          EXPECT_TRUE(close(g[0].v, g[1].v, tolerance(dt, true))) << "dv";
+        }
 }
 
 TEST(CudaAttentionCases, WorkspaceIsZero) {
