@@ -3,9 +3,13 @@
 // only when the layout is not that already). A group of G threads reduces one row, or one chunk
 // of a long row: each thread combines its strided elements in order, then the group combines its
 // threads as a fixed binary tree in shared memory. Rows of more than one chunk leave one partial
-// result per chunk, reduced by the same kernel in a further pass. The work split depends on the
-// shape alone and no atomics are used, so the same input gives the same bits on every run.
-// Semantics (dtypes, NaN, ties, accumulation types) follow tensor/cpu/reduce.cpp.
+// result per chunk, reduced by the same kernel in a further pass. An input that is dense with the
+// reduced dims first (a sum over the batch of [N, C], the sums of broadcasting backward) is read
+// in place as columns instead: one thread per (column, chunk of rows) adds its chunk in order,
+// adjacent threads reading adjacent columns, and the chunks' partial results are reduced as rows.
+// The work split depends on the shape alone and no atomics are used, so the same input gives the
+// same bits on every run. Semantics (dtypes, NaN, ties, accumulation types) follow
+// tensor/cpu/reduce.cpp.
 #include <cmath>
 #include <limits>
 
@@ -30,15 +34,29 @@ constexpr int64_t kWarpRowMax = 32 * kPerThread;
 template <typename T>
 using sum_acc_t = std::conditional_t<std::is_floating_point_v<compute_t<T>>, compute_t<T>, int64_t>;
 
-// The rows of `t` with the reduced dims last, as a contiguous matrix.
+// The rows to reduce: element i of row `row` is x[row * row_stride + i * step]. Row layout
+// (step 1): the reduced dims last, a contiguous [rows, n] matrix. Column layout (row_stride 1,
+// step rows): t is already dense with the reduced dims first and the kept dims last ([n, rows],
+// e.g. a sum over the batch of [N, C]), read in place instead of copied into the row layout.
 struct Rows {
   Tensor x;
-  int64_t rows = 1, n = 1;
+  int64_t rows = 1, n = 1, row_stride = 1, step = 1;
+  bool columns() const { return step != 1; }
 };
 Rows as_rows(const Tensor& t, const std::vector<bool>& reduced) {
   Rows r;
-  r.x = raw::contiguous(move_to_end(t, reduced));
   for (int64_t d = 0; d < t.dim(); ++d) (reduced[size_t(d)] ? r.n : r.rows) *= t.size(d);
+  const Tensor last = move_to_end(t, reduced);
+  std::vector<bool> kept(reduced.size());
+  for (size_t d = 0; d < reduced.size(); ++d) kept[d] = !reduced[d];
+  const Tensor first = move_to_end(t, kept);
+  if (!last.is_contiguous() && first.is_contiguous() && r.rows > 1 && r.n > 1) {
+    r.x = first;
+    r.step = r.rows;
+  } else {
+    r.x = raw::contiguous(last);
+    r.row_stride = r.n;
+  }
   return r;
 }
 
@@ -118,15 +136,71 @@ void reduce_rows(int device, int64_t rows, int64_t n, const Load& load, const Co
   reduce_rows<Acc>(device, rows, splits, PartialLoad<Acc>{partial, splits}, combine, finish);
 }
 
-// Element i of row `row` of the contiguous matrix x, in the compute type, mapped by `pre`
-// (pre(value, row) gives the Acc that is combined).
+// Column layout: one thread per (row, chunk of the reduced elements), task = part * rows + row,
+// so that adjacent threads read adjacent addresses; each combines its chunk's elements in order
+// and store(row * splits + part, acc) receives the result.
+template <typename Acc, typename Load, typename Combine, typename Store>
+__global__ void column_kernel(int64_t rows, int64_t n, int64_t chunk, int64_t splits, Load load,
+                              Combine combine, Store store) {
+  for (int64_t task = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; task < rows * splits;
+       task += int64_t(gridDim.x) * blockDim.x) {
+    const int64_t row = task % rows, part = task / rows, begin = part * chunk;
+    const int64_t end = begin + chunk < n ? begin + chunk : n;
+    Acc acc = combine.identity();
+    for (int64_t i = begin; i < end; ++i) acc = combine(acc, load(row, i));
+    store(row * splits + part, acc);
+  }
+}
+
+// Column chunks: as many as bring the thread count towards kColumnThreads, each of kColumnChunk
+// to kColumnChunkMax elements (a thread adds its chunk sequentially: the bound keeps float32
+// sums as accurate as the row kernels').
+constexpr int64_t kColumnChunk = 32, kColumnChunkMax = 128, kColumnThreads = int64_t(1) << 16;
+
+// reduce_rows for the column layout: with one chunk per row the threads finish the rows
+// themselves; otherwise their partial results, a [rows, splits] matrix, are reduced as rows.
+template <typename Acc, typename Load, typename Combine, typename Finish>
+void reduce_columns(int device, int64_t rows, int64_t n, const Load& load, const Combine& combine,
+                    const Finish& finish) {
+  const int64_t wanted = (kColumnThreads + rows - 1) / rows;
+  const int64_t fewest = (n + kColumnChunkMax - 1) / kColumnChunkMax;
+  const int64_t most = (n + kColumnChunk - 1) / kColumnChunk;
+  const int64_t parts = std::max<int64_t>(fewest, std::min(wanted, most));
+  const int64_t chunk = (n + parts - 1) / parts, splits = (n + chunk - 1) / chunk;
+  cudaStream_t s = stream(device);
+  if (splits == 1) {
+    column_kernel<Acc>
+        <<<blocks_for(rows), kThreads, 0, s>>>(rows, n, chunk, 1, load, combine, finish);
+    CXR_CUDA_LAUNCH_CHECK("column_kernel");
+    return;
+  }
+  Tensor scratch = raw::empty({rows * splits * int64_t(sizeof(Acc))}, kUInt8, Device::cuda(device));
+  Acc* partial = ptr<Acc>(scratch);
+  column_kernel<Acc><<<blocks_for(rows * splits), kThreads, 0, s>>>(
+      rows, n, chunk, splits, load, combine, PartialStore<Acc>{partial});
+  CXR_CUDA_LAUNCH_CHECK("column_kernel");
+  reduce_rows<Acc>(device, rows, splits, PartialLoad<Acc>{partial, splits}, combine, finish);
+}
+
+// Reduces the rows of r in its layout.
+template <typename Acc, typename Load, typename Combine, typename Finish>
+void reduce(const Rows& r, const Load& load, const Combine& combine, const Finish& finish) {
+  const int device = r.x.device().index;
+  if (r.columns())
+    reduce_columns<Acc>(device, r.rows, r.n, load, combine, finish);
+  else
+    reduce_rows<Acc>(device, r.rows, r.n, load, combine, finish);
+}
+
+// Element i of row `row` of r, in the compute type, mapped by `pre` (pre(value, row) gives the
+// Acc that is combined).
 template <typename T, typename Pre>
 struct ValueLoad {
   const T* x;
-  int64_t n;
+  int64_t row_stride, step;
   Pre pre;
   __device__ auto operator()(int64_t row, int64_t i) const {
-    return pre(compute_t<T>(x[row * n + i]), row);
+    return pre(compute_t<T>(x[row * row_stride + i * step]), row);
   }
 };
 
@@ -285,9 +359,9 @@ struct ExtremeCombine {
 template <typename T, bool kAbs>
 struct ExtremeLoad {
   const T* x;
-  int64_t n;
+  int64_t row_stride, step;
   __device__ Extreme<compute_t<T>> operator()(int64_t row, int64_t i) const {
-    const compute_t<T> v = compute_t<T>(x[row * n + i]);
+    const compute_t<T> v = compute_t<T>(x[row * row_stride + i * step]);
     if constexpr (kAbs)
       return {math::AbsFn{}(v), i};
     else
@@ -308,13 +382,12 @@ struct ExtremeFinish {
 template <typename T, bool kAbs>
 void extreme_rows(const Rows& r, bool is_max, T* values, int64_t* indices) {
   using C = compute_t<T>;
-  const int device = r.x.device().index;
-  const ExtremeLoad<T, kAbs> load{ptr<T>(r.x), r.n};
+  const ExtremeLoad<T, kAbs> load{ptr<T>(r.x), r.row_stride, r.step};
   const ExtremeFinish<T> finish{values, indices};
   if (is_max)
-    reduce_rows<Extreme<C>>(device, r.rows, r.n, load, ExtremeCombine<C, true>{}, finish);
+    reduce<Extreme<C>>(r, load, ExtremeCombine<C, true>{}, finish);
   else
-    reduce_rows<Extreme<C>>(device, r.rows, r.n, load, ExtremeCombine<C, false>{}, finish);
+    reduce<Extreme<C>>(r, load, ExtremeCombine<C, false>{}, finish);
 }
 
 }  // namespace
@@ -325,9 +398,8 @@ void sum(const Tensor& t, const std::vector<bool>& reduced, const Tensor& out, d
   CXR_DISPATCH_ALL(t.dtype(), "sum", ([&]<typename T>() {
                      using Acc = sum_acc_t<T>;
                      using TO = std::conditional_t<std::is_floating_point_v<Acc>, T, int64_t>;
-                     reduce_rows<Acc>(r.x.device().index, r.rows, r.n,
-                                      ValueLoad<T, Plain<Acc>>{ptr<T>(r.x), r.n, {}},
-                                      SumCombine<Acc>{}, SumFinish<TO, Acc>{ptr<TO>(out), divisor});
+                     reduce<Acc>(r, ValueLoad<T, Plain<Acc>>{ptr<T>(r.x), r.row_stride, r.step, {}},
+                                 SumCombine<Acc>{}, SumFinish<TO, Acc>{ptr<TO>(out), divisor});
                    }));
 }
 
@@ -335,20 +407,19 @@ void var(const Tensor& t, const std::vector<bool>& reduced, const Tensor& out, i
          bool take_sqrt) {
   DeviceGuard guard(t.device());
   const Rows r = as_rows(t, reduced);
-  const int device = t.device().index;
   CXR_DISPATCH_FLOAT(
       t.dtype(), "var", ([&]<typename T>() {
         using Acc = sum_acc_t<T>;
         // Pass 1: the means, in the working dtype (float32 or float64).
         Tensor mean = raw::empty({r.rows}, dtype_of<Acc>::value, t.device());
         const T* x = ptr<T>(r.x);
-        reduce_rows<Acc>(device, r.rows, r.n, ValueLoad<T, Plain<Acc>>{x, r.n, {}},
-                         SumCombine<Acc>{}, SumFinish<Acc, Acc>{ptr<Acc>(mean), double(r.n)});
+        reduce<Acc>(r, ValueLoad<T, Plain<Acc>>{x, r.row_stride, r.step, {}}, SumCombine<Acc>{},
+                    SumFinish<Acc, Acc>{ptr<Acc>(mean), double(r.n)});
         // Pass 2: the sums of squared deviations.
         const Acc denom = Acc(double(std::max<int64_t>(0, r.n - correction)));
-        reduce_rows<Acc>(device, r.rows, r.n,
-                         ValueLoad<T, SquaredDeviation<Acc>>{x, r.n, {ptr<Acc>(mean)}},
-                         SumCombine<Acc>{}, VarFinish<T, Acc>{ptr<T>(out), denom, take_sqrt});
+        reduce<Acc>(r,
+                    ValueLoad<T, SquaredDeviation<Acc>>{x, r.row_stride, r.step, {ptr<Acc>(mean)}},
+                    SumCombine<Acc>{}, VarFinish<T, Acc>{ptr<T>(out), denom, take_sqrt});
       }));
 }
 
@@ -366,37 +437,35 @@ void minmax(const Tensor& t, const std::vector<bool>& reduced, bool is_max, cons
 void logsumexp(const Tensor& t, const std::vector<bool>& reduced, const Tensor& out) {
   DeviceGuard guard(t.device());
   const Rows r = as_rows(t, reduced);
-  const int device = t.device().index;
-  CXR_DISPATCH_FLOAT(t.dtype(), "logsumexp", ([&]<typename T>() {
-                       using Acc = sum_acc_t<T>;
-                       Tensor max = raw::empty({r.rows}, t.dtype(), t.device());
-                       extreme_rows<T, false>(r, true, ptr<T>(max), nullptr);
-                       reduce_rows<Acc>(
-                           device, r.rows, r.n,
-                           ValueLoad<T, ExpShifted<T, Acc>>{ptr<T>(r.x), r.n, {ptr<T>(max)}},
-                           SumCombine<Acc>{}, LseFinish<T, Acc>{ptr<T>(out), ptr<T>(max)});
-                     }));
+  CXR_DISPATCH_FLOAT(
+      t.dtype(), "logsumexp", ([&]<typename T>() {
+        using Acc = sum_acc_t<T>;
+        Tensor max = raw::empty({r.rows}, t.dtype(), t.device());
+        extreme_rows<T, false>(r, true, ptr<T>(max), nullptr);
+        reduce<Acc>(
+            r, ValueLoad<T, ExpShifted<T, Acc>>{ptr<T>(r.x), r.row_stride, r.step, {ptr<T>(max)}},
+            SumCombine<Acc>{}, LseFinish<T, Acc>{ptr<T>(out), ptr<T>(max)});
+      }));
 }
 
 void norm(const Tensor& t, double p, const std::vector<bool>& reduced, const Tensor& out) {
   DeviceGuard guard(t.device());
   const Rows r = as_rows(t, reduced);
-  const int device = t.device().index;
-  CXR_DISPATCH_FLOAT(t.dtype(), "norm", ([&]<typename T>() {
-                       using Acc = sum_acc_t<T>;
-                       if (std::isinf(p)) {
-                         extreme_rows<T, true>(r, p > 0, ptr<T>(out), nullptr);
-                         return;
-                       }
-                       const NormKind kind = p == 0   ? NormKind::Count
-                                             : p == 1 ? NormKind::Abs
-                                             : p == 2 ? NormKind::Square
-                                                      : NormKind::Pow;
-                       reduce_rows<Acc>(
-                           device, r.rows, r.n,
-                           ValueLoad<T, NormTerm<T, Acc>>{ptr<T>(r.x), r.n, {kind, Acc(p)}},
-                           SumCombine<Acc>{}, NormFinish<T, Acc>{ptr<T>(out), kind, p});
-                     }));
+  CXR_DISPATCH_FLOAT(
+      t.dtype(), "norm", ([&]<typename T>() {
+        using Acc = sum_acc_t<T>;
+        if (std::isinf(p)) {
+          extreme_rows<T, true>(r, p > 0, ptr<T>(out), nullptr);
+          return;
+        }
+        const NormKind kind = p == 0   ? NormKind::Count
+                              : p == 1 ? NormKind::Abs
+                              : p == 2 ? NormKind::Square
+                                       : NormKind::Pow;
+        reduce<Acc>(
+            r, ValueLoad<T, NormTerm<T, Acc>>{ptr<T>(r.x), r.row_stride, r.step, {kind, Acc(p)}},
+            SumCombine<Acc>{}, NormFinish<T, Acc>{ptr<T>(out), kind, p});
+      }));
 }
 
 // ---------------------------------------------------------------------------------------------

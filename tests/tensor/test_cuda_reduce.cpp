@@ -2,8 +2,8 @@
 // softmax/log_softmax with their backward kernels, in every dtype each op takes, over single dims,
 // dim sets, all dims and negative dims with and without keepdim, on transposed and sliced inputs,
 // for row lengths around the block sizes, one long row and many short rows, ties (first index),
-// NaN and -inf entries, empty tensors, determinism (the same bits twice) and the errors. Every test
-// needs a GPU and skips without one.
+// NaN and -inf entries, empty tensors, determinism (the same bits twice), reductions of leading
+// dims read as columns, and the errors. Every test needs a GPU and skips without one.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -454,6 +454,76 @@ TEST(CudaReduce, SumToReversesBroadcasting) {
           "sum_to " + shape_str(target) + " " + dname(dt), x,
           [&](const Tensor& a) { return raw::sum_to(a, target); }, t, t * 120);
   }
+}
+
+// Inputs dense with the reduced dims first are read in place as columns (reduce.cu): one or many
+// chunks per column (N from 3 to 100003, chunk counts that do and do not divide N), a transposed
+// view whose reduced dim is outermost in memory, ties across chunks (first index), every sum
+// type, the two-pass variance, logsumexp and norms.
+TEST(CudaReduce, ColumnReductionsOfLeadingDims) {
+  CXR_SKIP_WITHOUT_CUDA();
+  const std::vector<Shape> shapes = {{100003, 7}, {4099, 1000}, {3, 70001}, {257, 3, 129}};
+  for (const Shape& shape : shapes)
+    for (DType dt : kAll) {
+      const Tensor x = sample(shape, dt, 31);
+      const std::vector<int64_t> dims =
+          shape.size() == 3 ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{0};
+      const std::string tag = " over " + dims_str(dims) + " of " + name_of(x);
+      const double t = tol(dt);
+      expect_matches(
+          "sum" + tag, x, [&](const Tensor& a) { return raw::sum(a, dims); }, t,
+          t * sum_scale(x, dims, false));
+      expect_matches(
+          "amax" + tag, x, [&](const Tensor& a) { return raw::amax(a, dims); }, 0, 0);
+      expect_matches(
+          "argmin dim 0" + tag, x, [&](const Tensor& a) { return raw::argmin(a, 0); }, 0, 0);
+      if (!is_floating(dt)) continue;
+      expect_matches(
+          "mean" + tag, x, [&](const Tensor& a) { return raw::mean(a, dims); }, t,
+          t * sum_scale(x, dims, true));
+      expect_matches(
+          "var" + tag, x, [&](const Tensor& a) { return raw::var(a, dims); }, t, t * 16);
+      expect_matches(
+          "logsumexp" + tag, x, [&](const Tensor& a) { return raw::logsumexp(a, dims); }, t, t);
+      expect_matches(
+          "norm 2" + tag, x, [&](const Tensor& a) { return raw::norm(a, 2.0, dims); }, t, t);
+    }
+  // A transposed view of a dense [C, N]: reducing its dim 1 reads memory as columns.
+  for (DType dt : {kFloat32, kFloat16, kInt64}) {
+    const Tensor x = sample({5003, 37}, dt, 32);
+    const View transposed = [](const Tensor& a) { return raw::transpose(a, 0, 1); };
+    const double t = tol(dt);
+    expect_matches(
+        "sum dim 1 of a transposed " + dname(dt), x,
+        [](const Tensor& a) { return raw::sum(a, {1}); }, t,
+        t * sum_scale(transposed(x), {1}, false), transposed);
+    expect_matches(
+        "argmax dim 1 of a transposed " + dname(dt), x,
+        [](const Tensor& a) { return raw::argmax(a, 1); }, 0, 0, transposed);
+  }
+  // Few distinct values: ties within and across the chunks of a column take the first index.
+  Generator gen(33);
+  const Tensor ties = raw::randint(0, 2, {20011, 5}, gen, kInt64);
+  expect_matches(
+      "argmax ties of columns", ties, [](const Tensor& a) { return raw::argmax(a, 0); }, 0, 0);
+  expect_matches(
+      "max indices ties of columns", ties, [](const Tensor& a) { return raw::max(a, 0).indices; },
+      0, 0);
+  // The sums of broadcasting backward: [B, L, D] -> [D] and [B, L, D] -> [1, L, D].
+  const Tensor g = sample({16, 77, 320}, kFloat32, 34);
+  expect_matches(
+      "sum_to [320]", g, [](const Tensor& a) { return raw::sum_to(a, {320}); }, 1e-5,
+      1e-5 * sum_scale(g, {0, 1}, false));
+  expect_matches(
+      "sum_to [1, 77, 320]", g,
+      [](const Tensor& a) {
+        return raw::sum_to(a, {1, 77, 320});
+      },
+      1e-5, 1e-5 * sum_scale(g, {0}, false));
+  // The same bits twice.
+  const Tensor gg = on_gpu(g);
+  EXPECT_TRUE(test::bitwise_equal(raw::sum(gg, {0, 1}), raw::sum(gg, {0, 1})));
+  EXPECT_TRUE(test::bitwise_equal(raw::var(gg, {0}), raw::var(gg, {0})));
 }
 
 // ---------------------------------------------------------------------------------------------
