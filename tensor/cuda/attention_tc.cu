@@ -166,6 +166,13 @@ __device__ void load_tile(uint16_t* dst, int ld, const uint16_t* src, int64_t rs
   }
 }
 
+// Whether no score of rows [i_lo, ...) × keys [j_lo, j_hi) is masked, so masked_score reduces to
+// the scaling: no mask, all keys inside S, under causal the last key at or before the first row.
+// Rows past L are not checked: their results are dropped (forward) or their LSE is +inf (P = 0).
+__device__ bool unmasked(const Problem& p, int64_t i_lo, int64_t j_hi) {
+  return p.mask_kind == MaskKind::None && j_hi <= p.S && (!p.causal || j_hi - 1 <= i_lo);
+}
+
 __device__ float quad_max(float x) {
   x = fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 1));
   return fmaxf(x, __shfl_xor_sync(0xffffffffu, x, 2));
@@ -282,13 +289,15 @@ __global__ void __launch_bounds__(kTcThreads)
     scores<BF16>(s, qs + 16 * warp * ldq, ldq, ks, ldq, a.dp);
     // Online softmax; element e of block n is (row g + 8 (e / 2), key 8 n + 2 t + e % 2).
     float mx[2] = {-kInf, -kInf};
+    const bool plain = unmasked(p, row0, j0 + kKeys);
 #pragma unroll
     for (int n = 0; n < NS; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int h = e / 2;
-        s[n][e] = masked_score(p, mask_off, row0 + g + 8 * h, j0 + 8 * n + 2 * t + e % 2,
-                               s[n][e] * scale);
+        const float x = s[n][e] * scale;
+        s[n][e] =
+            plain ? x : masked_score(p, mask_off, row0 + g + 8 * h, j0 + 8 * n + 2 * t + e % 2, x);
         mx[h] = fmaxf(mx[h], s[n][e]);
       }
     float alpha[2], sum[2] = {0, 0};
@@ -384,13 +393,15 @@ __global__ void __launch_bounds__(kTcThreads)
     scores<BF16>(s, qs + 16 * warp * ldq, ldq, ks, ldq, a.dp);
     scores<BF16>(dp, dos + 16 * warp * ldv, ldv, vs, ldv, a.dpv);
     // dS = P ∘ (dP - delta) with P = exp(S - LSE), into s.
+    const bool plain = unmasked(p, row0, j0 + kKeys);
 #pragma unroll
     for (int n = 0; n < NS; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int h = e / 2;
-        const float sc = masked_score(p, mask_off, row0 + g + 8 * h, j0 + 8 * n + 2 * t + e % 2,
-                                      s[n][e] * scale);
+        const float x = s[n][e] * scale;
+        const float sc =
+            plain ? x : masked_score(p, mask_off, row0 + g + 8 * h, j0 + 8 * n + 2 * t + e % 2, x);
         s[n][e] = __expf(sc - row_lse[h]) * (dp[n][e] - row_delta[h]);
       }
     accumulate<BF16>(acc, s, ks, ldq, a.dp / 8);
@@ -451,13 +462,14 @@ __global__ void __launch_bounds__(kTcThreads)
     float st[NS][4], dpt[NS][4];
     scores<BF16>(st, ks + 16 * warp * ldq, ldq, qs, ldq, a.dp);
     scores<BF16>(dpt, vs + 16 * warp * ldv, ldv, dos, ldv, a.dpv);
+    const bool plain = unmasked(p, i0, key0 + 16);
 #pragma unroll
     for (int n = 0; n < NS; ++n)
 #pragma unroll
       for (int e = 0; e < 4; ++e) {
         const int il = 8 * n + 2 * t + e % 2;
-        const float sc =
-            masked_score(p, mask_off, i0 + il, key0 + g + 8 * (e / 2), st[n][e] * scale);
+        const float x = st[n][e] * scale;
+        const float sc = plain ? x : masked_score(p, mask_off, i0 + il, key0 + g + 8 * (e / 2), x);
         st[n][e] = __expf(sc - lse_s[il]);                 // Pᵀ
         dpt[n][e] = st[n][e] * (dpt[n][e] - delta_s[il]);  // dSᵀ
       }
