@@ -1,5 +1,5 @@
 // Scaled dot-product attention on CUDA (tensor/cuda/attention.cu) against the CPU op (the
-// specification): forward (out, lse) and backward (dq, dk, dv) for head dims 8..160 and 256, sizes
+// specification): forward (out, lse) and backward (dq, dk, dv) for head dims 8..256, sizes
 // that are not multiples of the tiles, bool / float / broadcast masks, causal with L != S, fully
 // masked rows, every floating dtype, several leading dims, permuted (non-contiguous) inputs, empty
 // problems; bitwise determinism run to run; the errors (mixed devices, bad shapes). Every GPU run
@@ -191,10 +191,12 @@ INSTANTIATE_TEST_SUITE_P(
                       DimCase{80, kFloat32}, DimCase{128, kFloat32}, DimCase{160, kFloat32},
                       DimCase{256, kFloat32}, DimCase{8, kFloat16}, DimCase{40, kFloat16},
                       DimCase{64, kFloat16}, DimCase{80, kFloat16}, DimCase{128, kFloat16},
-                      DimCase{160, kFloat16}, DimCase{8, kBFloat16}, DimCase{40, kBFloat16},
+                      DimCase{160, kFloat16}, DimCase{256, kFloat16}, DimCase{20, kFloat16},
+                      DimCase{24, kBFloat16}, DimCase{8, kBFloat16}, DimCase{40, kBFloat16},
                       DimCase{64, kBFloat16}, DimCase{80, kBFloat16}, DimCase{128, kBFloat16},
-                      DimCase{160, kBFloat16}, DimCase{8, kFloat64}, DimCase{40, kFloat64},
-                      DimCase{64, kFloat64}, DimCase{80, kFloat64}, DimCase{160, kFloat64}),
+                      DimCase{160, kBFloat16}, DimCase{256, kBFloat16}, DimCase{8, kFloat64},
+                      DimCase{40, kFloat64}, DimCase{64, kFloat64}, DimCase{80, kFloat64},
+                      DimCase{160, kFloat64}),
     [](const auto& info) {
       return std::string(dtype_name(info.param.dtype)) + "_D" + std::to_string(info.param.D);
     });
