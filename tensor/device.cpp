@@ -37,7 +37,8 @@ void check_device_available(Device device) {
   if (device.is_cpu()) return;
 #ifdef CXR_WITH_CUDA
   std::string problem = cuda::availability_problem();
-  CXR_CHECK(problem.empty(), "device ", device.str(), " requested but CUDA is not usable: ", problem);
+  CXR_CHECK(problem.empty(), "device ", device.str(),
+            " requested but CUDA is not usable: ", problem);
   int n = cuda::device_count_or_zero();
   CXR_CHECK(device.index < n, "device ", device.str(), " requested but only ", n,
             " CUDA device(s) are visible");
