@@ -13,6 +13,7 @@
 #include "tensor/cpu/loops.h"
 #include "tensor/creation.h"
 #include "tensor/cuda/indexing.h"
+#include "tensor/index_dispatch.h"
 #include "tensor/indexing.h"
 #include "tensor/views.h"
 
@@ -20,29 +21,8 @@ namespace cxr::raw {
 
 namespace {
 
-// Calls fn.template operator()<U>() with U an unsigned integer of `size` bytes.
-template <typename Fn>
-void dispatch_by_size(size_t size, Fn&& fn) {
-  switch (size) {
-    case 1:
-      return fn.template operator()<uint8_t>();
-    case 2:
-      return fn.template operator()<uint16_t>();
-    case 4:
-      return fn.template operator()<uint32_t>();
-    case 8:
-      return fn.template operator()<uint64_t>();
-  }
-  CXR_FAIL("indexing: unsupported element size ", size);
-}
-
-// Calls fn.template operator()<I>() with I the C++ type of an int64 or int32 index tensor.
-template <typename Fn>
-void dispatch_index(const Tensor& index, const char* op, Fn&& fn) {
-  if (index.dtype() == kInt64) return fn.template operator()<int64_t>();
-  if (index.dtype() == kInt32) return fn.template operator()<int32_t>();
-  CXR_FAIL(op, ": index must be int64 or int32, got ", describe(index));
-}
+using detail::dispatch_by_size;
+using detail::dispatch_index;
 
 void check_defined(const Tensor& t, const char* op) {
   CXR_CHECK(t.defined(), op, ": undefined tensor");
@@ -108,7 +88,7 @@ void gather_kernel(const Tensor& out, const Tensor& src, int64_t dim, const Tens
       return;
     }
   std::atomic<bool> bad{false};
-  dispatch_by_size(out.element_size(), [&]<typename U>() {
+  dispatch_by_size(out.element_size(), "indexing", [&]<typename U>() {
     dispatch_index(index, op, [&]<typename I>() {
       cpu::for_each_row<3>(
           out.sizes(), {&out, &index, &sv},
@@ -336,7 +316,7 @@ Tensor masked_fill(const Tensor& t, const Tensor& mask, double value) {
       cuda::masked_fill(out, t, mask, bits);
       return out;
     }
-  dispatch_by_size(t.element_size(), [&]<typename U>() {
+  dispatch_by_size(t.element_size(), "indexing", [&]<typename U>() {
     U fill;
     std::memcpy(&fill, &bits, sizeof(U));
     cpu::for_each_row<3>(
@@ -366,7 +346,7 @@ Tensor where(const Tensor& cond, const Tensor& a, const Tensor& b) {
       cuda::where(out, c, x, y);
       return out;
     }
-  dispatch_by_size(out.element_size(), [&]<typename U>() {
+  dispatch_by_size(out.element_size(), "indexing", [&]<typename U>() {
     cpu::for_each_row<4>(
         shape, {&out, &c, &x, &y},
         [](const std::array<char*, 4>& p, const std::array<int64_t, 4>& s, int64_t n) {

@@ -11,34 +11,14 @@
 #include "tensor/cuda/loops.cuh"
 #include "tensor/cuda/runtime.h"
 #include "tensor/dtype.h"
+#include "tensor/index_dispatch.h"
 
 namespace cxr::cuda {
 
 namespace {
 
-// Calls fn.template operator()<U>() with U an unsigned integer of `size` bytes.
-template <typename Fn>
-void dispatch_by_size(size_t size, Fn&& fn) {
-  switch (size) {
-    case 1:
-      return fn.template operator()<uint8_t>();
-    case 2:
-      return fn.template operator()<uint16_t>();
-    case 4:
-      return fn.template operator()<uint32_t>();
-    case 8:
-      return fn.template operator()<uint64_t>();
-  }
-  CXR_FAIL("CUDA indexing: unsupported element size ", size);
-}
-
-// Calls fn.template operator()<I>() with I the C++ type of an int64 or int32 index tensor.
-template <typename Fn>
-void dispatch_index(const Tensor& index, Fn&& fn) {
-  if (index.dtype() == kInt64) return fn.template operator()<int64_t>();
-  if (index.dtype() == kInt32) return fn.template operator()<int32_t>();
-  CXR_FAIL("CUDA indexing: index must be int64 or int32, got ", describe(index));
-}
+using detail::dispatch_by_size;
+using detail::dispatch_index;
 
 // A device int that kernels set to 1 on a bad index; raised() reads it back (synchronising).
 class DeviceFlag {
@@ -136,7 +116,7 @@ Tensor restride(const Tensor& t, const Shape& shape) {
 bool index_in_range(const Tensor& index, int64_t size) {
   if (index.numel() == 0) return true;
   DeviceFlag flag(index.device());
-  dispatch_index(index, [&]<typename I>() {
+  dispatch_index(index, "CUDA indexing", [&]<typename I>() {
     launch_strided<1>(index.sizes(), {&index}, RangeCheckFn<I>{size, flag.get()},
                       "index range check");
   });
@@ -147,8 +127,8 @@ bool gather(const Tensor& out, const Tensor& src, const Tensor& index, int64_t s
             int64_t dim_stride) {
   if (out.numel() == 0) return true;
   DeviceFlag flag(out.device());
-  dispatch_by_size(out.element_size(), [&]<typename U>() {
-    dispatch_index(index, [&]<typename I>() {
+  dispatch_by_size(out.element_size(), "CUDA indexing", [&]<typename U>() {
+    dispatch_index(index, "CUDA indexing", [&]<typename I>() {
       launch_strided<3>(out.sizes(), {&out, &index, &src},
                         GatherFn<U, I>{size, dim_stride, flag.get()}, "gather");
     });
@@ -168,7 +148,7 @@ bool scatter_add(const Tensor& target, int64_t dim, const Tensor& index, const T
   const int64_t src_stride = src.strides()[size_t(dim)];
   DeviceFlag flag(target.device());
   CXR_DISPATCH_ALL(target.dtype(), "scatter_add", [&]<typename T>() {
-    dispatch_index(index, [&]<typename I>() {
+    dispatch_index(index, "CUDA indexing", [&]<typename I>() {
       launch_strided<3>(
           rows, {&tr, &ir, &sr},
           ScatterAddRowFn<T, I>{inner, index_stride, src_stride, size, dim_stride, flag.get()},
@@ -179,7 +159,7 @@ bool scatter_add(const Tensor& target, int64_t dim, const Tensor& index, const T
 }
 
 void masked_fill(const Tensor& out, const Tensor& t, const Tensor& mask, uint64_t fill_bits) {
-  dispatch_by_size(out.element_size(), [&]<typename U>() {
+  dispatch_by_size(out.element_size(), "CUDA indexing", [&]<typename U>() {
     U fill;
     std::memcpy(&fill, &fill_bits, sizeof(U));
     launch_strided<3>(out.sizes(), {&out, &t, &mask}, MaskedFillFn<U>{fill}, "masked_fill");
@@ -187,7 +167,7 @@ void masked_fill(const Tensor& out, const Tensor& t, const Tensor& mask, uint64_
 }
 
 void where(const Tensor& out, const Tensor& cond, const Tensor& a, const Tensor& b) {
-  dispatch_by_size(out.element_size(), [&]<typename U>() {
+  dispatch_by_size(out.element_size(), "CUDA indexing", [&]<typename U>() {
     launch_strided<4>(out.sizes(), {&out, &cond, &a, &b}, WhereFn<U>{}, "where");
   });
 }
