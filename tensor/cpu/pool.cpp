@@ -15,9 +15,14 @@
 #include "tensor/creation.h"
 #include "tensor/cuda/indexing.h"
 #include "tensor/cuda/pool.h"
+#include "tensor/upsample_geometry.h"
 
 namespace cxr::raw {
 namespace {
+
+using detail::linear_tap;
+using detail::LinearTap;
+using detail::nearest_source;
 
 // Geometry of a pooling or upsampling: planes of in_h x in_w become planes of out_h x out_w (the
 // struct the CUDA kernels take too).
@@ -269,37 +274,6 @@ void adaptive_avg_backward_kernel(const T* g, T* gi, const PlaneShape& s) {
 
 // ---- upsampling ----
 
-// torch 'nearest': src = min(floor(dst * (in / out)), in - 1), with the scale and the product in
-// float as PyTorch computes them (and the exact shortcuts for equal and doubled sizes).
-int64_t nearest_source(int64_t dst, int64_t in, int64_t out) {
-  if (out == in) return dst;
-  if (out == 2 * in) return dst >> 1;
-  const float scale = float(in) / float(out);
-  return std::min(int64_t(std::floor(float(dst) * scale)), in - 1);
-}
-
-// The two source taps and their weights of one output coordinate of a linear interpolation
-// (PyTorch area_pixel_compute_source_index + guard_index_and_lambda), in the compute type C.
-template <typename C>
-struct LinearTap {
-  int64_t i0, i1;
-  C l0, l1;
-};
-template <typename C>
-LinearTap<C> linear_tap(int64_t dst, int64_t in, int64_t out, bool align_corners) {
-  C src;
-  if (align_corners) {
-    const C scale = out > 1 ? C(in - 1) / C(out - 1) : C(0);
-    src = scale * C(dst);
-  } else {
-    const C scale = C(in) / C(out);
-    src = std::max(scale * (C(dst) + C(0.5)) - C(0.5), C(0));
-  }
-  const int64_t i0 = std::min(int64_t(std::floor(src)), in - 1);
-  const C l1 = std::min(std::max(src - C(i0), C(0)), C(1));
-  return {i0, i0 + (i0 < in - 1 ? 1 : 0), C(1) - l1, l1};
-}
-
 template <typename T>
 void nearest_kernel(const T* x, T* out, const PlaneShape& s, bool backward) {
   using C = compute_t<T>;
@@ -334,19 +308,19 @@ void bilinear_kernel(const T* x, T* out, const PlaneShape& s, bool align_corners
     const int64_t in_off = q * s.in_h * s.in_w, out_off = q * s.out_h * s.out_w;
     for (int64_t oh = 0; oh < s.out_h; ++oh) {
       const LinearTap<C>& h = th[size_t(oh)];
-      const int64_t r0 = in_off + h.i0 * s.in_w, r1 = in_off + h.i1 * s.in_w;
+      const int64_t r0 = in_off + h.i[0] * s.in_w, r1 = in_off + h.i[1] * s.in_w;
       for (int64_t ow = 0; ow < s.out_w; ++ow) {
         const LinearTap<C>& w = tw[size_t(ow)];
         const int64_t o = out_off + oh * s.out_w + ow;
         if (backward) {  // x is grad_out, out is grad_in
           const C g = C(x[o]);
-          out[r0 + w.i0] = T(C(out[r0 + w.i0]) + h.l0 * w.l0 * g);
-          out[r0 + w.i1] = T(C(out[r0 + w.i1]) + h.l0 * w.l1 * g);
-          out[r1 + w.i0] = T(C(out[r1 + w.i0]) + h.l1 * w.l0 * g);
-          out[r1 + w.i1] = T(C(out[r1 + w.i1]) + h.l1 * w.l1 * g);
+          out[r0 + w.i[0]] = T(C(out[r0 + w.i[0]]) + h.l[0] * w.l[0] * g);
+          out[r0 + w.i[1]] = T(C(out[r0 + w.i[1]]) + h.l[0] * w.l[1] * g);
+          out[r1 + w.i[0]] = T(C(out[r1 + w.i[0]]) + h.l[1] * w.l[0] * g);
+          out[r1 + w.i[1]] = T(C(out[r1 + w.i[1]]) + h.l[1] * w.l[1] * g);
         } else {
-          out[o] = T(h.l0 * (w.l0 * C(x[r0 + w.i0]) + w.l1 * C(x[r0 + w.i1])) +
-                     h.l1 * (w.l0 * C(x[r1 + w.i0]) + w.l1 * C(x[r1 + w.i1])));
+          out[o] = T(h.l[0] * (w.l[0] * C(x[r0 + w.i[0]]) + w.l[1] * C(x[r0 + w.i[1]])) +
+                     h.l[1] * (w.l[0] * C(x[r1 + w.i[0]]) + w.l[1] * C(x[r1 + w.i[1]])));
         }
       }
     }

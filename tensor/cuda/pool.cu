@@ -10,10 +10,15 @@
 #include "tensor/cuda/context.cuh"
 #include "tensor/cuda/pool.h"
 #include "tensor/dtype.h"
+#include "tensor/upsample_geometry.h"
 
 namespace cxr::cuda {
 
 namespace {
+
+using detail::linear_tap;
+using detail::LinearTap;
+using detail::nearest_source;
 
 __host__ __device__ inline int64_t imin(int64_t a, int64_t b) {
   return a < b ? a : b;
@@ -221,15 +226,6 @@ __global__ void adaptive_avg_backward_kernel(const T* g, T* gi, PlaneGeometry s)
 
 // ---- upsampling ----
 
-// torch 'nearest': src = min(floor(dst * (in / out)), in - 1), with the scale and the product in
-// float as PyTorch computes them (and the exact shortcuts for equal and doubled sizes).
-__device__ inline int64_t nearest_source(int64_t dst, int64_t in, int64_t out) {
-  if (out == in) return dst;
-  if (out == 2 * in) return dst >> 1;
-  const float scale = float(in) / float(out);
-  return imin(int64_t(floorf(float(dst) * scale)), in - 1);
-}
-
 // The output range [first, last] whose sources may be `i` (mapping i back through out/in, with a
 // margin of two for float rounding); the callers confirm each candidate with the exact formula.
 __device__ inline void nearest_candidates(int64_t i, int64_t in, int64_t out, int64_t& first,
@@ -265,31 +261,6 @@ __global__ void nearest_backward_kernel(const T* g, T* gi, PlaneGeometry s) {
     }
     gi[i] = acc;
   }
-}
-
-// The two source taps and their weights of one output coordinate of a linear interpolation
-// (PyTorch area_pixel_compute_source_index + guard_index_and_lambda), in the compute type C.
-template <typename C>
-struct LinearTap {
-  int64_t i[2];
-  C l[2];
-};
-template <typename C>
-__device__ inline LinearTap<C> linear_tap(int64_t dst, int64_t in, int64_t out,
-                                          bool align_corners) {
-  C src;
-  if (align_corners) {
-    const C scale = out > 1 ? C(in - 1) / C(out - 1) : C(0);
-    src = scale * C(dst);
-  } else {
-    const C scale = C(in) / C(out);
-    src = scale * (C(dst) + C(0.5)) - C(0.5);
-    if (src < C(0)) src = C(0);
-  }
-  const int64_t i0 = imin(int64_t(floor(src)), in - 1);
-  C l1 = src - C(i0);
-  l1 = l1 < C(0) ? C(0) : l1 > C(1) ? C(1) : l1;
-  return {{i0, i0 + (i0 < in - 1 ? 1 : 0)}, {C(1) - l1, l1}};
 }
 
 // The outputs whose taps may include input cell i: source coordinates in [i - 1, i + 1) mapped back
