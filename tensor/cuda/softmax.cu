@@ -26,16 +26,25 @@ struct MaxCombine {
   __device__ C operator()(C a, C b) const { return b > a ? b : a; }
 };
 
-template <int G, typename T, bool kLog>
-__global__ void softmax_kernel(const T* x, T* y, int64_t rows, int64_t n) {
-  using C = compute_t<T>;
+// Calls body(row, active, lane) for each row that this thread's group of G lanes handles (groups
+// stride over the rows of the grid). Every thread of the block makes the same number of calls;
+// active is false past the last row, where the body must still join the group reductions.
+template <int G, typename Body>
+__device__ __forceinline__ void for_each_group_row(int64_t rows, Body&& body) {
   constexpr int kGroups = kThreads / G;
-  C* slots = shared_slots<C>();
   const int lane = int(threadIdx.x) % G;
   for (int64_t base = int64_t(blockIdx.x) * kGroups; base < rows;
        base += int64_t(gridDim.x) * kGroups) {
     const int64_t row = base + int64_t(threadIdx.x) / G;
-    const bool active = row < rows;
+    body(row, row < rows, lane);
+  }
+}
+
+template <int G, typename T, bool kLog>
+__global__ void softmax_kernel(const T* x, T* y, int64_t rows, int64_t n) {
+  using C = compute_t<T>;
+  C* slots = shared_slots<C>();
+  for_each_group_row<G>(rows, [&](int64_t row, bool active, int lane) {
     const T* xr = x + (active ? row : 0) * n;
     C m = -std::numeric_limits<C>::infinity();
     if (active)
@@ -48,7 +57,7 @@ __global__ void softmax_kernel(const T* x, T* y, int64_t rows, int64_t n) {
     if (active)
       for (int64_t i = lane; i < n; i += G) s += math::exp(C(xr[i]) - m);
     s = group_reduce<G>(s, slots, SumCombine<C>{});
-    if (!active) continue;
+    if (!active) return;
     T* yr = y + row * n;
     if constexpr (kLog) {
       const C ls = std::log(s);
@@ -57,32 +66,27 @@ __global__ void softmax_kernel(const T* x, T* y, int64_t rows, int64_t n) {
       const C inv = C(1) / s;
       for (int64_t i = lane; i < n; i += G) yr[i] = convert<T>(math::exp(C(xr[i]) - m) * inv);
     }
-  }
+  });
 }
 
 // softmax: dx = y (g - sum(g y)); log_softmax: dx = g - exp(y) sum(g).
 template <int G, typename T, bool kLog>
 __global__ void softmax_backward_kernel(const T* g, const T* y, T* dx, int64_t rows, int64_t n) {
   using C = compute_t<T>;
-  constexpr int kGroups = kThreads / G;
   C* slots = shared_slots<C>();
-  const int lane = int(threadIdx.x) % G;
-  for (int64_t base = int64_t(blockIdx.x) * kGroups; base < rows;
-       base += int64_t(gridDim.x) * kGroups) {
-    const int64_t row = base + int64_t(threadIdx.x) / G;
-    const bool active = row < rows;
+  for_each_group_row<G>(rows, [&](int64_t row, bool active, int lane) {
     const int64_t off = (active ? row : 0) * n;
     C s = 0;
     if (active)
       for (int64_t i = lane; i < n; i += G)
         s += kLog ? C(g[off + i]) : C(g[off + i]) * C(y[off + i]);
     s = group_reduce<G>(s, slots, SumCombine<C>{});
-    if (!active) continue;
+    if (!active) return;
     for (int64_t i = lane; i < n; i += G) {
       const C gi = C(g[off + i]), yi = C(y[off + i]);
       dx[off + i] = convert<T>(kLog ? gi - math::exp(yi) * s : yi * (gi - s));
     }
-  }
+  });
 }
 
 // The [rows, n] geometry around `dim` and the views that put `dim` last.
