@@ -20,40 +20,21 @@ using namespace cxr;
 
 namespace {
 
-const DType kDtypes[] = {kFloat32, kFloat64, kFloat16, kBFloat16};
+using test::cpu_f64;
+using test::kFloatDtypes;
+using test::to_cuda;
 
-double tolerance(DType dtype) {
-  switch (dtype) {
-    case kFloat64:
-      return 1e-12;
-    case kFloat32:
-      return 5e-3;  // TF32 tensor cores
-    case kFloat16:
-      return 1e-2;
-    default:
-      return 4e-2;
-  }
-}
-
-Tensor cuda0(const Tensor& t) {
-  return raw::to(t, Device::cuda(0));
-}
+// TF32 tensor cores on float32.
+constexpr double kFloat32Tolerance = 5e-3;
 
 Tensor input(const Shape& shape, DType dtype) {
-  return raw::to(test::spread_values(shape, -2.0, 2.0), dtype);
-}
-
-Tensor f64(const Tensor& t) {
-  return raw::to(raw::to(t, Device::cpu()), kFloat64);
+  return test::spread_input(shape, dtype);
 }
 
 void expect_matches(const Tensor& got, const Tensor& expected, DType dtype,
                     const std::string& what) {
-  SCOPED_TRACE(what + " " + std::string(dtype_name(dtype)));
-  ASSERT_TRUE(got.device().is_cuda()) << describe(got);
-  EXPECT_EQ(got.dtype(), dtype);
-  EXPECT_EQ(got.sizes(), expected.sizes()) << describe(got) << " vs " << describe(expected);
-  EXPECT_TRUE(test::close_to_reference(f64(got), expected, tolerance(dtype), 1.0));
+  test::expect_matches_reference(got, expected, dtype,
+                                 test::cuda_tolerance(dtype, kFloat32Tolerance), what);
 }
 
 struct Case {
@@ -87,17 +68,17 @@ template <typename View>
 void check_case(const Case& c, DType dtype, View view) {
   const Tensor x = input(c.x, dtype), w = input(c.w, dtype);
   const Tensor b = c.bias ? input({c.w[0]}, dtype) : Tensor();
-  const Tensor y64 = raw::conv2d(view(f64(x)), f64(w), c.bias ? f64(b) : Tensor(), c.p);
-  const Tensor y = raw::conv2d(view(cuda0(x)), cuda0(w), c.bias ? cuda0(b) : Tensor(), c.p);
+  const Tensor y64 = raw::conv2d(view(cpu_f64(x)), cpu_f64(w), c.bias ? cpu_f64(b) : Tensor(), c.p);
+  const Tensor y = raw::conv2d(view(to_cuda(x)), to_cuda(w), c.bias ? to_cuda(b) : Tensor(), c.p);
   expect_matches(y, y64, dtype, c.name + " conv2d");
 
   const Tensor gy = input(y64.sizes(), dtype);
   const Shape xs = view(x).sizes();
-  expect_matches(raw::conv2d_backward_input(view(cuda0(gy)), cuda0(w), xs, c.p),
-                 raw::conv2d_backward_input(view(f64(gy)), f64(w), xs, c.p), dtype,
+  expect_matches(raw::conv2d_backward_input(view(to_cuda(gy)), to_cuda(w), xs, c.p),
+                 raw::conv2d_backward_input(view(cpu_f64(gy)), cpu_f64(w), xs, c.p), dtype,
                  c.name + " conv2d_backward_input");
-  expect_matches(raw::conv2d_backward_weight(view(cuda0(gy)), view(cuda0(x)), c.w, c.p),
-                 raw::conv2d_backward_weight(view(f64(gy)), view(f64(x)), c.w, c.p), dtype,
+  expect_matches(raw::conv2d_backward_weight(view(to_cuda(gy)), view(to_cuda(x)), c.w, c.p),
+                 raw::conv2d_backward_weight(view(cpu_f64(gy)), view(cpu_f64(x)), c.w, c.p), dtype,
                  c.name + " conv2d_backward_weight");
 }
 
@@ -105,7 +86,7 @@ TEST(CudaConv, ForwardAndBackwardMatchCpu) {
   CXR_SKIP_WITHOUT_CUDA();
   auto same = [](const Tensor& t) { return t; };
   for (const Case& c : cases())
-    for (DType dtype : kDtypes) check_case(c, dtype, same);
+    for (DType dtype : kFloatDtypes) check_case(c, dtype, same);
 }
 
 TEST(CudaConv, NonContiguousInputs) {
@@ -114,39 +95,41 @@ TEST(CudaConv, NonContiguousInputs) {
   auto swapped = [](const Tensor& t) {
     return raw::transpose(raw::contiguous(raw::transpose(t, 2, 3)), 2, 3);
   };
-  for (DType dtype : kDtypes) check_case(cases()[3], dtype, swapped);
+  for (DType dtype : kFloatDtypes) check_case(cases()[3], dtype, swapped);
   // A channel slice of a wider tensor.
   const Case c = cases()[0];
-  for (DType dtype : kDtypes) {
+  for (DType dtype : kFloatDtypes) {
     const Tensor wide = input({2, 5, 11, 13}, dtype), w = input(c.w, dtype);
     auto sl = [](const Tensor& t) { return raw::slice(t, 1, 1, 4); };
-    expect_matches(raw::conv2d(sl(cuda0(wide)), cuda0(w), Tensor(), c.p),
-                   raw::conv2d(sl(f64(wide)), f64(w), Tensor(), c.p), dtype, "channel slice");
+    expect_matches(raw::conv2d(sl(to_cuda(wide)), to_cuda(w), Tensor(), c.p),
+                   raw::conv2d(sl(cpu_f64(wide)), cpu_f64(w), Tensor(), c.p), dtype,
+                   "channel slice");
   }
 }
 
 TEST(CudaConv, EmptySizes) {
   CXR_SKIP_WITHOUT_CUDA();
   const Conv2dParams p{{1, 1}, {1, 1}, {1, 1}, 1};
-  for (DType dtype : kDtypes) {
+  for (DType dtype : kFloatDtypes) {
     // No images.
     const Tensor x0 = input({0, 3, 6, 6}, dtype), w = input({4, 3, 3, 3}, dtype);
-    const Tensor y0 = raw::conv2d(cuda0(x0), cuda0(w), Tensor(), p);
+    const Tensor y0 = raw::conv2d(to_cuda(x0), to_cuda(w), Tensor(), p);
     EXPECT_EQ(y0.sizes(), (Shape{0, 4, 6, 6}));
     const Tensor gy0 = input({0, 4, 6, 6}, dtype);
-    expect_matches(raw::conv2d_backward_weight(cuda0(gy0), cuda0(x0), w.sizes(), p),
-                   raw::conv2d_backward_weight(f64(gy0), f64(x0), w.sizes(), p), dtype,
+    expect_matches(raw::conv2d_backward_weight(to_cuda(gy0), to_cuda(x0), w.sizes(), p),
+                   raw::conv2d_backward_weight(cpu_f64(gy0), cpu_f64(x0), w.sizes(), p), dtype,
                    "weight gradient of no images (zeros)");
     // No input channels: the output is the bias.
     const Tensor xc = input({2, 0, 6, 6}, dtype), wc = input({4, 0, 3, 3}, dtype);
     const Tensor b = input({4}, dtype);
-    expect_matches(raw::conv2d(cuda0(xc), cuda0(wc), cuda0(b), p),
-                   raw::conv2d(f64(xc), f64(wc), f64(b), p), dtype, "no input channels");
+    expect_matches(raw::conv2d(to_cuda(xc), to_cuda(wc), to_cuda(b), p),
+                   raw::conv2d(cpu_f64(xc), cpu_f64(wc), cpu_f64(b), p), dtype,
+                   "no input channels");
     // No output channels: the input gradient is zero.
     const Tensor x = input({2, 3, 6, 6}, dtype), wo = input({0, 3, 3, 3}, dtype);
     const Tensor gyo = input({2, 0, 6, 6}, dtype);
-    expect_matches(raw::conv2d_backward_input(cuda0(gyo), cuda0(wo), x.sizes(), p),
-                   raw::conv2d_backward_input(f64(gyo), f64(wo), x.sizes(), p), dtype,
+    expect_matches(raw::conv2d_backward_input(to_cuda(gyo), to_cuda(wo), x.sizes(), p),
+                   raw::conv2d_backward_input(cpu_f64(gyo), cpu_f64(wo), x.sizes(), p), dtype,
                    "input gradient of no output channels (zeros)");
   }
 }
@@ -154,12 +137,12 @@ TEST(CudaConv, EmptySizes) {
 TEST(CudaConv, AlgorithmCacheGivesTheSameBits) {
   CXR_SKIP_WITHOUT_CUDA();
   const Case c = cases()[3];
-  for (DType dtype : kDtypes) {
-    const Tensor x = cuda0(input(c.x, dtype)), w = cuda0(input(c.w, dtype));
-    const Tensor b = cuda0(input({c.w[0]}, dtype));
+  for (DType dtype : kFloatDtypes) {
+    const Tensor x = to_cuda(input(c.x, dtype)), w = to_cuda(input(c.w, dtype));
+    const Tensor b = to_cuda(input({c.w[0]}, dtype));
     const Tensor y1 = raw::conv2d(x, w, b, c.p), y2 = raw::conv2d(x, w, b, c.p);
     EXPECT_TRUE(test::bitwise_equal(y1, y2)) << "conv2d " << dtype_name(dtype);
-    const Tensor gy = cuda0(input(y1.sizes(), dtype));
+    const Tensor gy = to_cuda(input(y1.sizes(), dtype));
     EXPECT_TRUE(test::bitwise_equal(raw::conv2d_backward_input(gy, w, c.x, c.p),
                                     raw::conv2d_backward_input(gy, w, c.x, c.p)))
         << "conv2d_backward_input " << dtype_name(dtype);
@@ -169,26 +152,16 @@ TEST(CudaConv, AlgorithmCacheGivesTheSameBits) {
   }
 }
 
-// The CPU error message of f(cpu tensors) equals the CUDA one without describe()'s "@cuda:0".
-template <typename F>
-void expect_same_error(F f, const Tensor& a, const Tensor& b) {
-  const std::string cpu = test::error_message([&] { f(a, b); });
-  std::string gpu = test::error_message([&] { f(cuda0(a), cuda0(b)); });
-  ASSERT_FALSE(cpu.empty());
-  for (size_t at; (at = gpu.find("@cuda:0")) != std::string::npos;) gpu.erase(at, 7);
-  EXPECT_EQ(gpu, cpu);
-}
-
 TEST(CudaConv, Errors) {
   CXR_SKIP_WITHOUT_CUDA();
   const Conv2dParams p{};
   const Tensor x = input({2, 3, 8, 8}, kFloat32), w = input({4, 3, 3, 3}, kFloat32);
-  EXPECT_ERROR_CONTAINS(raw::conv2d(cuda0(x), w, Tensor(), p),
+  EXPECT_ERROR_CONTAINS(raw::conv2d(to_cuda(x), w, Tensor(), p),
                         "expected all tensors on one device");
-  EXPECT_ERROR_CONTAINS(raw::conv2d(cuda0(x), cuda0(w), input({4}, kFloat32), p),
+  EXPECT_ERROR_CONTAINS(raw::conv2d(to_cuda(x), to_cuda(w), input({4}, kFloat32), p),
                         "expected all tensors on one device");
   EXPECT_ERROR_CONTAINS(
-      raw::conv2d_backward_weight(cuda0(input({2, 4, 6, 6}, kFloat32)), x, w.sizes(), p),
+      raw::conv2d_backward_weight(to_cuda(input({2, 4, 6, 6}, kFloat32)), x, w.sizes(), p),
       "expected all tensors on one device");
   auto conv = [&](const Tensor& a, const Tensor& b) { raw::conv2d(a, b, Tensor(), p); };
   auto grouped = [&](const Tensor& a, const Tensor& b) {
@@ -200,14 +173,14 @@ TEST(CudaConv, Errors) {
   auto back_w = [&](const Tensor& g, const Tensor& a) {
     raw::conv2d_backward_weight(g, a, w.sizes(), p);
   };
-  expect_same_error(conv, x, input({4, 2, 3, 3}, kFloat32));        // channel mismatch
-  expect_same_error(conv, input({3, 8, 8}, kFloat32), w);           // 3-D input
-  expect_same_error(conv, input({2, 3, 2, 2}, kFloat32), w);        // input smaller than kernel
-  expect_same_error(conv, x, input({4, 3, 3, 3}, kFloat64));        // dtypes differ
-  expect_same_error(grouped, x, input({4, 1, 3, 3}, kFloat32));     // 2 groups, 3 channels
-  expect_same_error(back_in, input({2, 4, 5, 5}, kFloat32), w);     // wrong grad_out shape
-  expect_same_error(back_w, input({2, 4, 5, 5}, kFloat32), x);      // wrong grad_out shape
-  expect_same_error(conv, raw::to(x, kInt64), raw::to(w, kInt64));  // not floating
+  EXPECT_SAME_ERROR(conv, x, input({4, 2, 3, 3}, kFloat32));        // channel mismatch
+  EXPECT_SAME_ERROR(conv, input({3, 8, 8}, kFloat32), w);           // 3-D input
+  EXPECT_SAME_ERROR(conv, input({2, 3, 2, 2}, kFloat32), w);        // input smaller than kernel
+  EXPECT_SAME_ERROR(conv, x, input({4, 3, 3, 3}, kFloat64));        // dtypes differ
+  EXPECT_SAME_ERROR(grouped, x, input({4, 1, 3, 3}, kFloat32));     // 2 groups, 3 channels
+  EXPECT_SAME_ERROR(back_in, input({2, 4, 5, 5}, kFloat32), w);     // wrong grad_out shape
+  EXPECT_SAME_ERROR(back_w, input({2, 4, 5, 5}, kFloat32), x);      // wrong grad_out shape
+  EXPECT_SAME_ERROR(conv, raw::to(x, kInt64), raw::to(w, kInt64));  // not floating
 }
 
 }  // namespace

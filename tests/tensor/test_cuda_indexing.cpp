@@ -21,16 +21,11 @@ using raw::PadMode;
 
 namespace {
 
+using test::ints;
+using test::iota;
+
 Tensor cuda(const Tensor& t) {
-  return raw::to(t, Device::cuda(0));
-}
-
-Tensor iota(const Shape& shape, DType dtype = kFloat32) {
-  return raw::reshape(raw::arange(0, double(shape_numel(shape)), 1, dtype), shape);
-}
-
-Tensor ints(const std::vector<int64_t>& v, const Shape& shape, DType dtype = kInt64) {
-  return raw::from_vector(v, shape, dtype);
+  return test::to_cuda(t);
 }
 
 Tensor t01(const Tensor& x) {
@@ -46,19 +41,7 @@ void expect_same(const Tensor& got, const Tensor& expected) {
   EXPECT_EQ(got.to_vector<double>(), expected.to_vector<double>());
 }
 
-// The CUDA error message of `on_cuda` equals the CPU one of `on_cpu` once the "@cuda:0" device
-// suffixes of the described tensors are removed; both must throw.
-void expect_same_error(const std::function<void()>& on_cpu, const std::function<void()>& on_cuda) {
-  const std::string expected = test::error_message(on_cpu);
-  std::string got = test::error_message(on_cuda);
-  ASSERT_FALSE(expected.empty()) << "the CPU call did not throw";
-  ASSERT_FALSE(got.empty()) << "the CUDA call did not throw (CPU: " << expected << ")";
-  for (size_t at; (at = got.find("@cuda:0")) != std::string::npos;) got.erase(at, 7);
-  EXPECT_EQ(got, expected);
-}
-
-const std::vector<DType> kAllDtypes = {kFloat32, kFloat64, kFloat16, kBFloat16,
-                                       kInt32,   kInt64,   kUInt8,   kBool};
+using test::kAllDtypes;
 
 // An op applied to an input and to index/mask tensors that `dev` moves to the input's device.
 using Op = std::function<Tensor(const Tensor&, const std::function<Tensor(const Tensor&)>& dev)>;
@@ -212,14 +195,14 @@ TEST(CudaIndexing, CatPromotesMixedDtypesAndSkipsLegacyEmpty) {
   EXPECT_EQ(both.sizes(), (Shape{0}));
   expect_same(raw::stack({cuda(iota({2, 3})), cuda(iota({2, 3}))}, -1),
               raw::stack({iota({2, 3}), iota({2, 3})}, -1));
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
         raw::cat({iota({2, 3}), iota({2, 4})}, 0);
       },
       [&] {
         raw::cat({cuda(iota({2, 3})), cuda(iota({2, 4}))}, 0);
       });
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
         raw::stack({iota({2, 3}), iota({3, 2})}, 0);
       },
@@ -268,23 +251,23 @@ TEST(CudaIndexing, PadFlipRollRepeatEdgeCasesMatchCpu) {
   expect_same(raw::repeat(xc, {0, 2}), raw::repeat(x, {0, 2}));
   expect_same(raw::repeat(cuda(raw::scalar_tensor(3.0)), {2}),
               raw::repeat(raw::scalar_tensor(3.0), {2}));
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
         raw::pad(x, {3, 1}, PadMode::Reflect);
       },
       [&] {
         raw::pad(xc, {3, 1}, PadMode::Reflect);
       });
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
         raw::pad(raw::empty({2, 0}), {1, 1}, PadMode::Replicate);
       },
       [&] {
         raw::pad(cuda(raw::empty({2, 0})), {1, 1}, PadMode::Replicate);
       });
-  expect_same_error([&] { raw::flip(x, {0, 0}); }, [&] { raw::flip(xc, {0, 0}); });
-  expect_same_error([&] { raw::roll(x, {1}, {0, 1}); }, [&] { raw::roll(xc, {1}, {0, 1}); });
-  expect_same_error([&] { raw::repeat(x, {2}); }, [&] { raw::repeat(xc, {2}); });
+  EXPECT_SAME_ERROR([&] { raw::flip(x, {0, 0}); }, [&] { raw::flip(xc, {0, 0}); });
+  EXPECT_SAME_ERROR([&] { raw::roll(x, {1}, {0, 1}); }, [&] { raw::roll(xc, {1}, {0, 1}); });
+  EXPECT_SAME_ERROR([&] { raw::repeat(x, {2}); }, [&] { raw::repeat(xc, {2}); });
 }
 
 TEST(CudaIndexing, EmptyIndexAndEmptyInputs) {
@@ -295,7 +278,7 @@ TEST(CudaIndexing, EmptyIndexAndEmptyInputs) {
   expect_same(raw::scatter_add(x, 0, cuda(raw::empty({0, 4}, kInt64)), x), iota({3, 4}));
   const Tensor e = cuda(raw::empty({0, 4}));
   EXPECT_EQ(raw::index_select(e, 1, cuda(ints({3, 3}, {2}))).sizes(), (Shape{0, 2}));
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
         raw::index_select(raw::empty({0, 4}), 0, ints({0}, {1}));
       },
@@ -304,7 +287,7 @@ TEST(CudaIndexing, EmptyIndexAndEmptyInputs) {
   EXPECT_EQ(raw::where(cuda(raw::zeros({0, 1}, kBool)), e, cuda(raw::zeros({4}))).sizes(),
             (Shape{0, 4}));
   // An empty result still validates the index (on the device).
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
         raw::index_select(raw::empty({0, 4}), 1, ints({7}, {1}));
       },
@@ -318,19 +301,19 @@ TEST(CudaIndexing, OutOfRangeIndicesThrowTheCpuMessagesAndLeaveTargetsUntouched)
   idx[12345] = 999;
   idx[200] = -3;
   const Tensor index = ints(idx, {300, 200}), ic = cuda(index);
-  expect_same_error([&] { raw::gather(x, 1, index); }, [&] { raw::gather(xc, 1, ic); });
+  EXPECT_SAME_ERROR([&] { raw::gather(x, 1, index); }, [&] { raw::gather(xc, 1, ic); });
   EXPECT_ERROR_CONTAINS(raw::gather(xc, 1, ic),
                         "gather: index -3 out of range for dim 1 of size 400");
-  expect_same_error([&] { raw::gather(x, 1, raw::to(index, kInt32)); },
+  EXPECT_SAME_ERROR([&] { raw::gather(x, 1, raw::to(index, kInt32)); },
                     [&] { raw::gather(xc, 1, cuda(raw::to(index, kInt32))); });
-  expect_same_error([&] { raw::scatter_add(x, 1, index, x); },
+  EXPECT_SAME_ERROR([&] { raw::scatter_add(x, 1, index, x); },
                     [&] { raw::scatter_add(xc, 1, ic, xc); });
   const Tensor row = raw::narrow(raw::reshape(index, {-1}), 0, 12000, 400);
-  expect_same_error([&] { raw::index_select(x, 1, row); },
+  EXPECT_SAME_ERROR([&] { raw::index_select(x, 1, row); },
                     [&] { raw::index_select(xc, 1, cuda(row)); });
   // index_add_ validates before writing: the target is unchanged after the error.
   Tensor target = cuda(raw::zeros({3, 4}));
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
         raw::index_add_(raw::zeros({3, 4}), 0, ints({0, 1, 3}, {3}), raw::ones({3, 4}));
       },
@@ -396,7 +379,7 @@ TEST(CudaIndexing, BadShapesAndDtypesGiveTheCpuErrors) {
   const auto on_cuda = [](Tensor t) { return cuda(t); };
   for (const auto& [name, fn] : cases) {
     SCOPED_TRACE(name);
-    expect_same_error([&] { fn(on_cpu); }, [&] { fn(on_cuda); });
+    EXPECT_SAME_ERROR([&] { fn(on_cpu); }, [&] { fn(on_cuda); });
   }
 }
 

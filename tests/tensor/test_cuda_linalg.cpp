@@ -18,69 +18,39 @@ using namespace cxr;
 
 namespace {
 
-const DType kDtypes[] = {kFloat32, kFloat64, kFloat16, kBFloat16};
+using test::cpu_f64;
+using test::kFloatDtypes;
+using test::to_cuda;
 
-double tolerance(DType dtype) {
-  switch (dtype) {
-    case kFloat64:
-      return 1e-12;
-    case kFloat32:
-      return 5e-3;  // TF32 tensor cores: 10-bit mantissa inputs, float32 accumulation
-    case kFloat16:
-      return 1e-2;
-    default:
-      return 4e-2;
-  }
-}
-
-Tensor cuda0(const Tensor& t) {
-  return raw::to(t, Device::cuda(0));
-}
+// TF32 tensor cores on float32: 10-bit mantissa inputs, float32 accumulation.
+constexpr double kFloat32Tolerance = 5e-3;
 
 // Values spread over [-2, 2), rounded to `dtype`, on the CPU.
 Tensor input(const Shape& shape, DType dtype) {
-  return raw::to(test::spread_values(shape, -2.0, 2.0), dtype);
-}
-
-Tensor f64(const Tensor& t) {
-  return raw::to(raw::to(t, Device::cpu()), kFloat64);
+  return test::spread_input(shape, dtype);
 }
 
 // `got` (a CUDA result) has the dtype and shape of the CPU float64 reference and its values.
 void expect_matches(const Tensor& got, const Tensor& expected, DType dtype,
                     const std::string& what) {
-  SCOPED_TRACE(what + " " + std::string(dtype_name(dtype)));
-  ASSERT_TRUE(got.device().is_cuda()) << describe(got);
-  EXPECT_EQ(got.dtype(), dtype);
-  EXPECT_EQ(got.sizes(), expected.sizes()) << describe(got) << " vs " << describe(expected);
-  EXPECT_TRUE(test::close_to_reference(f64(got), expected, tolerance(dtype), 1.0));
+  test::expect_matches_reference(got, expected, dtype,
+                                 test::cuda_tolerance(dtype, kFloat32Tolerance), what);
 }
 
 // matmul of views made by `view_a` / `view_b` from CPU tensors of shapes sa, sb, on CUDA vs CPU.
 template <typename ViewA, typename ViewB>
 void check_matmul(const Shape& sa, const Shape& sb, ViewA view_a, ViewB view_b,
                   const std::string& what) {
-  for (DType dtype : kDtypes) {
+  for (DType dtype : kFloatDtypes) {
     const Tensor a = input(sa, dtype), b = input(sb, dtype);
-    const Tensor expected = raw::matmul(view_a(f64(a)), view_b(f64(b)));
-    expect_matches(raw::matmul(view_a(cuda0(a)), view_b(cuda0(b))), expected, dtype, what);
+    const Tensor expected = raw::matmul(view_a(cpu_f64(a)), view_b(cpu_f64(b)));
+    expect_matches(raw::matmul(view_a(to_cuda(a)), view_b(to_cuda(b))), expected, dtype, what);
   }
 }
 
 void check_matmul(const Shape& sa, const Shape& sb, const std::string& what) {
   auto same = [](const Tensor& t) { return t; };
   check_matmul(sa, sb, same, same, what);
-}
-
-// The CPU error message of f(cpu tensors) equals the CUDA one of f(cuda tensors) without the
-// "@cuda:0" that describe() adds to device tensors.
-template <typename F>
-void expect_same_error(F f, const Tensor& a, const Tensor& b) {
-  const std::string cpu = test::error_message([&] { f(a, b); });
-  std::string gpu = test::error_message([&] { f(cuda0(a), cuda0(b)); });
-  ASSERT_FALSE(cpu.empty());
-  for (size_t at; (at = gpu.find("@cuda:0")) != std::string::npos;) gpu.erase(at, 7);
-  EXPECT_EQ(gpu, cpu);
 }
 
 TEST(CudaLinalg, Matmul2D) {
@@ -142,43 +112,44 @@ TEST(CudaLinalg, MatmulDegenerateSizes) {
 
 TEST(CudaLinalg, Bmm) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType dtype : kDtypes) {
+  for (DType dtype : kFloatDtypes) {
     const Tensor a = input({4, 13, 17}, dtype), b = input({4, 11, 17}, dtype);
-    const Tensor expected = raw::bmm(f64(a), raw::transpose(f64(b), 1, 2));
-    expect_matches(raw::bmm(cuda0(a), raw::transpose(cuda0(b), 1, 2)), expected, dtype,
+    const Tensor expected = raw::bmm(cpu_f64(a), raw::transpose(cpu_f64(b), 1, 2));
+    expect_matches(raw::bmm(to_cuda(a), raw::transpose(to_cuda(b), 1, 2)), expected, dtype,
                    "bmm [4, 13, 17] x [4, 11, 17]^T");
   }
 }
 
 TEST(CudaLinalg, Linear) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType dtype : kDtypes) {
+  for (DType dtype : kFloatDtypes) {
     const Tensor x = input({3, 5, 17}, dtype), w = input({11, 17}, dtype), b = input({11}, dtype);
-    expect_matches(raw::linear(cuda0(x), cuda0(w), cuda0(b)), raw::linear(f64(x), f64(w), f64(b)),
-                   dtype, "linear with bias");
-    expect_matches(raw::linear(cuda0(x), cuda0(w), Tensor()), raw::linear(f64(x), f64(w), Tensor()),
-                   dtype, "linear without bias");
+    expect_matches(raw::linear(to_cuda(x), to_cuda(w), to_cuda(b)),
+                   raw::linear(cpu_f64(x), cpu_f64(w), cpu_f64(b)), dtype, "linear with bias");
+    expect_matches(raw::linear(to_cuda(x), to_cuda(w), Tensor()),
+                   raw::linear(cpu_f64(x), cpu_f64(w), Tensor()), dtype, "linear without bias");
     const Tensor v = input({17}, dtype);
-    expect_matches(raw::linear(cuda0(v), cuda0(w), cuda0(b)), raw::linear(f64(v), f64(w), f64(b)),
-                   dtype, "linear of a vector");
+    expect_matches(raw::linear(to_cuda(v), to_cuda(w), to_cuda(b)),
+                   raw::linear(cpu_f64(v), cpu_f64(w), cpu_f64(b)), dtype, "linear of a vector");
     // Leading dims that do not collapse into one row stride, and a transposed weight.
     const Tensor xp = input({5, 3, 17}, dtype), wt = input({17, 11}, dtype);
     auto px = [](const Tensor& t) { return raw::permute(t, {1, 0, 2}); };
     auto tw = [](const Tensor& t) { return raw::transpose(t, 0, 1); };
-    expect_matches(raw::linear(px(cuda0(xp)), tw(cuda0(wt)), cuda0(b)),
-                   raw::linear(px(f64(xp)), tw(f64(wt)), f64(b)), dtype,
+    expect_matches(raw::linear(px(to_cuda(xp)), tw(to_cuda(wt)), to_cuda(b)),
+                   raw::linear(px(cpu_f64(xp)), tw(cpu_f64(wt)), cpu_f64(b)), dtype,
                    "linear of permuted input, transposed weight");
     // No input features: the output is the bias.
     const Tensor x0 = input({4, 0}, dtype), w0 = input({6, 0}, dtype), b6 = input({6}, dtype);
-    expect_matches(raw::linear(cuda0(x0), cuda0(w0), cuda0(b6)),
-                   raw::linear(f64(x0), f64(w0), f64(b6)), dtype, "linear with 0 features");
+    expect_matches(raw::linear(to_cuda(x0), to_cuda(w0), to_cuda(b6)),
+                   raw::linear(cpu_f64(x0), cpu_f64(w0), cpu_f64(b6)), dtype,
+                   "linear with 0 features");
   }
 }
 
 TEST(CudaLinalg, Deterministic) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType dtype : kDtypes) {
-    const Tensor a = cuda0(input({3, 65, 130}, dtype)), b = cuda0(input({130, 77}, dtype));
+  for (DType dtype : kFloatDtypes) {
+    const Tensor a = to_cuda(input({3, 65, 130}, dtype)), b = to_cuda(input({130, 77}, dtype));
     EXPECT_TRUE(test::bitwise_equal(raw::matmul(a, b), raw::matmul(a, b))) << dtype_name(dtype);
   }
 }
@@ -186,20 +157,21 @@ TEST(CudaLinalg, Deterministic) {
 TEST(CudaLinalg, Errors) {
   CXR_SKIP_WITHOUT_CUDA();
   const Tensor a = input({3, 4}, kFloat32), b = input({5, 6}, kFloat32);
-  EXPECT_ERROR_CONTAINS(raw::matmul(cuda0(a), input({4, 6}, kFloat32)),
+  EXPECT_ERROR_CONTAINS(raw::matmul(to_cuda(a), input({4, 6}, kFloat32)),
                         "expected all tensors on one device");
-  EXPECT_ERROR_CONTAINS(raw::linear(cuda0(a), cuda0(input({6, 4}, kFloat32)), input({6}, kFloat32)),
-                        "expected all tensors on one device");
+  EXPECT_ERROR_CONTAINS(
+      raw::linear(to_cuda(a), to_cuda(input({6, 4}, kFloat32)), input({6}, kFloat32)),
+      "expected all tensors on one device");
   auto mm = [](const Tensor& x, const Tensor& y) { raw::matmul(x, y); };
   auto bmm = [](const Tensor& x, const Tensor& y) { raw::bmm(x, y); };
   auto lin = [](const Tensor& x, const Tensor& y) { raw::linear(x, y, Tensor()); };
-  expect_same_error(mm, a, b);
-  expect_same_error(mm, input({2, 3, 4}, kFloat32), input({3, 4, 5}, kFloat32));
-  expect_same_error(mm, a, input({4, 6}, kFloat64));
-  expect_same_error(mm, raw::to(a, kInt64), raw::to(input({4, 6}, kFloat32), kInt64));
-  expect_same_error(bmm, input({2, 3, 4}, kFloat32), input({3, 4, 5}, kFloat32));
-  expect_same_error(bmm, a, input({4, 6}, kFloat32));
-  expect_same_error(lin, a, b);
+  EXPECT_SAME_ERROR(mm, a, b);
+  EXPECT_SAME_ERROR(mm, input({2, 3, 4}, kFloat32), input({3, 4, 5}, kFloat32));
+  EXPECT_SAME_ERROR(mm, a, input({4, 6}, kFloat64));
+  EXPECT_SAME_ERROR(mm, raw::to(a, kInt64), raw::to(input({4, 6}, kFloat32), kInt64));
+  EXPECT_SAME_ERROR(bmm, input({2, 3, 4}, kFloat32), input({3, 4, 5}, kFloat32));
+  EXPECT_SAME_ERROR(bmm, a, input({4, 6}, kFloat32));
+  EXPECT_SAME_ERROR(lin, a, b);
 }
 
 }  // namespace

@@ -6,8 +6,10 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <initializer_list>
 #include <limits>
 #include <string>
+#include <vector>
 
 #include "support/compare.h"
 #include "support/devices.h"
@@ -21,43 +23,23 @@ using raw::Pool2dParams;
 
 namespace {
 
-const DType kFloatDtypes[] = {kFloat32, kFloat64, kFloat16, kBFloat16};
+using test::channels_last_copy;
+using test::kFloatDtypes;
+using test::pool_params;
 
 Tensor cuda(const Tensor& t) {
-  return raw::to(t, Device::cuda(0));
+  return test::to_cuda(t);
 }
 
 // Tolerance of a CUDA result against the CPU result in `dtype` (the kernels add in the CPU's
 // order, so float32/float64 differ at most by the last bits of the few formulas GCC may contract).
 double tol(DType dtype) {
-  switch (dtype) {
-    case kFloat64:
-      return 1e-12;
-    case kFloat16:
-      return 1e-2;
-    case kBFloat16:
-      return 4e-2;
-    default:
-      return 1e-5;
-  }
+  return test::cuda_tolerance(dtype);
 }
 
 // Distinct values in [-2, 2) as `dtype`.
 Tensor input(const Shape& shape, DType dtype, double lo = -2.0, double hi = 2.0) {
-  return raw::to(test::spread_values(shape, lo, hi), dtype);
-}
-
-// The same values in a non-contiguous (channels-last) layout, on the tensor's device.
-Tensor strided_copy(const Tensor& t) {
-  if (t.dim() == 3) return raw::permute(raw::contiguous(raw::permute(t, {1, 2, 0})), {2, 0, 1});
-  return raw::permute(raw::contiguous(raw::permute(t, {0, 2, 3, 1})), {0, 3, 1, 2});
-}
-
-Pool2dParams pool(Int2 k, Int2 s, Int2 p, Int2 d = {1, 1}, bool ceil = false, bool incl = true) {
-  Pool2dParams r;
-  r.kernel = k, r.stride = s, r.padding = p, r.dilation = d, r.ceil_mode = ceil;
-  r.count_include_pad = incl;
-  return r;
+  return test::spread_input(shape, dtype, lo, hi);
 }
 
 std::string label(const std::string& op, DType dtype, const Tensor& x) {
@@ -72,37 +54,23 @@ void expect_matches_cpu(const Tensor& got, const Tensor& expected, DType dtype) 
   EXPECT_ALL_CLOSE(got, expected, tol(dtype), tol(dtype));
 }
 
-// The CUDA error message of `on_cuda` equals the CPU one of `on_cpu` once the "@cuda:0" device
-// suffixes of the described tensors are removed; both must throw.
-void expect_same_error(const std::function<void()>& on_cpu, const std::function<void()>& on_cuda) {
-  const std::string expected = test::error_message(on_cpu);
-  std::string got = test::error_message(on_cuda);
-  ASSERT_FALSE(expected.empty()) << "the CPU call did not throw";
-  ASSERT_FALSE(got.empty()) << "the CUDA call did not throw (CPU: " << expected << ")";
-  for (size_t at; (at = got.find("@cuda:0")) != std::string::npos;) got.erase(at, 7);
-  EXPECT_EQ(got, expected);
+// The golden parameter sets of test_pool.cpp followed by `more`.
+std::vector<test::PoolCase> golden_and(const std::vector<test::PoolCase>& golden,
+                                       std::initializer_list<test::PoolCase> more) {
+  std::vector<test::PoolCase> cases = golden;
+  cases.insert(cases.end(), more);
+  return cases;
 }
 
-const std::pair<const char*, Pool2dParams> kMaxCases[] = {
-    {"k3s2p1", pool({3, 3}, {2, 2}, {1, 1})},
-    {"ceil", pool({3, 3}, {2, 2}, {0, 0}, {1, 1}, true)},
-    {"dil2", pool({3, 3}, {1, 1}, {1, 1}, {2, 2})},
-    {"k2", pool({2, 2}, {2, 2}, {0, 0})},
-    {"rect", pool({3, 2}, {2, 1}, {1, 0}, {1, 1}, true)},
-    {"k3s1", pool({3, 3}, {1, 1}, {1, 1})},
-    {"dil_ceil", pool({2, 3}, {3, 2}, {1, 1}, {2, 1}, true)},
-};
+const std::vector<test::PoolCase> kMaxCases =
+    golden_and(test::golden_max_pool_cases(),
+               {{"k3s1", pool_params({3, 3}, {1, 1}, {1, 1})},
+                {"dil_ceil", pool_params({2, 3}, {3, 2}, {1, 1}, {2, 1}, true)}});
 
-const std::pair<const char*, Pool2dParams> kAvgCases[] = {
-    {"k3s2p1_incl", pool({3, 3}, {2, 2}, {1, 1})},
-    {"k3s2p1_excl", pool({3, 3}, {2, 2}, {1, 1}, {1, 1}, false, false)},
-    {"ceil_incl", pool({3, 3}, {2, 2}, {1, 1}, {1, 1}, true, true)},
-    {"ceil_excl", pool({3, 3}, {2, 2}, {1, 1}, {1, 1}, true, false)},
-    {"k2", pool({2, 2}, {2, 2}, {0, 0})},
-    {"rect", pool({3, 2}, {2, 1}, {1, 0}, {1, 1}, true, false)},
-    {"k3s1", pool({3, 3}, {1, 1}, {1, 1}, {1, 1}, false, true)},
-    {"k5s3_ceil", pool({5, 4}, {3, 3}, {2, 1}, {1, 1}, true, false)},
-};
+const std::vector<test::PoolCase> kAvgCases =
+    golden_and(test::golden_avg_pool_cases(),
+               {{"k3s1", pool_params({3, 3}, {1, 1}, {1, 1}, {1, 1}, false, true)},
+                {"k5s3_ceil", pool_params({5, 4}, {3, 3}, {2, 1}, {1, 1}, true, false)}});
 
 // Odd sizes, a 3-D input, and one large enough for many blocks.
 const Shape kShapes[] = {{2, 3, 9, 11}, {3, 7, 10}, {2, 8, 33, 35}};
@@ -115,7 +83,7 @@ TEST(CudaMaxPool2d, ValuesIndicesAndGradientMatchCpu) {
     for (const Shape& shape : kShapes)
       for (DType dt : kFloatDtypes) {
         const Tensor x = input(shape, dt);
-        for (const Tensor& xc : {cuda(x), strided_copy(cuda(x))}) {
+        for (const Tensor& xc : {cuda(x), channels_last_copy(cuda(x))}) {
           SCOPED_TRACE(label(std::string("max_pool2d ") + name, dt, xc));
           const raw::PoolResult want = raw::max_pool2d(x, p);
           const raw::PoolResult got = raw::max_pool2d(xc, p);
@@ -126,7 +94,8 @@ TEST(CudaMaxPool2d, ValuesIndicesAndGradientMatchCpu) {
           const Tensor gi = raw::max_pool2d_backward(gy, want.indices, x.sizes());
           expect_matches_cpu(raw::max_pool2d_backward(cuda(gy), got.indices, xc.sizes()), gi, dt);
           expect_matches_cpu(
-              raw::max_pool2d_backward(strided_copy(cuda(gy)), got.indices, xc.sizes()), gi, dt);
+              raw::max_pool2d_backward(channels_last_copy(cuda(gy)), got.indices, xc.sizes()), gi,
+              dt);
         }
       }
 }
@@ -149,7 +118,7 @@ TEST(CudaMaxPool2d, TiesNansAndMinusInfinityPickTheCpuIndex) {
   const double inf = std::numeric_limits<double>::infinity();
   const Tensor x = raw::from_vector(
       std::vector<double>{1, std::nan(""), 3, 2, -inf, -inf, -inf, -inf}, {1, 2, 2, 2}, kFloat32);
-  const raw::PoolResult r = raw::max_pool2d(cuda(x), pool({2, 2}, {2, 2}, {0, 0}));
+  const raw::PoolResult r = raw::max_pool2d(cuda(x), pool_params({2, 2}, {2, 2}, {0, 0}));
   EXPECT_TRUE(std::isnan(r.out.at({0, 0, 0, 0})));
   EXPECT_EQ(r.indices.at({0, 0, 0, 0}), 1);
   EXPECT_EQ(r.out.at({0, 1, 0, 0}), -inf);
@@ -165,12 +134,12 @@ TEST(CudaAvgPool2d, PaddingCeilModeAndGradientMatchCpu) {
         const Tensor want = raw::avg_pool2d(x, p);
         const Tensor gy = input(want.sizes(), dt, -1.0, 3.0);
         const Tensor gi = raw::avg_pool2d_backward(gy, x.sizes(), p);
-        for (const Tensor& xc : {cuda(x), strided_copy(cuda(x))}) {
+        for (const Tensor& xc : {cuda(x), channels_last_copy(cuda(x))}) {
           SCOPED_TRACE(label(std::string("avg_pool2d ") + name, dt, xc));
           expect_matches_cpu(raw::avg_pool2d(xc, p), want, dt);
           expect_matches_cpu(raw::avg_pool2d_backward(cuda(gy), xc.sizes(), p), gi, dt);
-          expect_matches_cpu(raw::avg_pool2d_backward(strided_copy(cuda(gy)), xc.sizes(), p), gi,
-                             dt);
+          expect_matches_cpu(raw::avg_pool2d_backward(channels_last_copy(cuda(gy)), xc.sizes(), p),
+                             gi, dt);
         }
       }
 }
@@ -185,11 +154,11 @@ TEST(CudaAdaptiveAvgPool2d, BinsAndGradientMatchCpu) {
         const Tensor want = raw::adaptive_avg_pool2d(x, o);
         const Tensor gy = input(want.sizes(), dt, -1.0, 3.0);
         const Tensor gi = raw::adaptive_avg_pool2d_backward(gy, x.sizes());
-        const Tensor xc = strided_copy(cuda(x));
+        const Tensor xc = channels_last_copy(cuda(x));
         SCOPED_TRACE(label("adaptive_avg_pool2d to " + shape_str({o[0], o[1]}), dt, xc));
         expect_matches_cpu(raw::adaptive_avg_pool2d(xc, o), want, dt);
-        expect_matches_cpu(raw::adaptive_avg_pool2d_backward(strided_copy(cuda(gy)), xc.sizes()),
-                           gi, dt);
+        expect_matches_cpu(
+            raw::adaptive_avg_pool2d_backward(channels_last_copy(cuda(gy)), xc.sizes()), gi, dt);
       }
 }
 
@@ -201,15 +170,16 @@ TEST(CudaUpsample, NearestAndBilinearMatchCpu) {
     for (const Shape& shape : {Shape{2, 3, 5, 7}, Shape{3, 1, 9}, Shape{1, 2, 17, 19}})
       for (DType dt : kFloatDtypes) {
         const Tensor x = input(shape, dt);
-        const Tensor xc = strided_copy(cuda(x));
+        const Tensor xc = channels_last_copy(cuda(x));
         const std::string size = shape_str({o[0], o[1]});
         {
           SCOPED_TRACE(label("upsample_nearest2d to " + size, dt, xc));
           const Tensor want = raw::upsample_nearest2d(x, o);
           EXPECT_ALL_CLOSE(raw::upsample_nearest2d(xc, o), want, 0, 0);  // a copy
           const Tensor gy = input(want.sizes(), dt, -1.0, 3.0);
-          expect_matches_cpu(raw::upsample_nearest2d_backward(strided_copy(cuda(gy)), xc.sizes()),
-                             raw::upsample_nearest2d_backward(gy, x.sizes()), dt);
+          expect_matches_cpu(
+              raw::upsample_nearest2d_backward(channels_last_copy(cuda(gy)), xc.sizes()),
+              raw::upsample_nearest2d_backward(gy, x.sizes()), dt);
         }
         for (bool ac : {false, true}) {
           SCOPED_TRACE(label(std::string("upsample_bilinear2d ") +
@@ -219,7 +189,7 @@ TEST(CudaUpsample, NearestAndBilinearMatchCpu) {
           expect_matches_cpu(raw::upsample_bilinear2d(xc, o, ac), want, dt);
           const Tensor gy = input(want.sizes(), dt, -1.0, 3.0);
           expect_matches_cpu(
-              raw::upsample_bilinear2d_backward(strided_copy(cuda(gy)), xc.sizes(), ac),
+              raw::upsample_bilinear2d_backward(channels_last_copy(cuda(gy)), xc.sizes(), ac),
               raw::upsample_bilinear2d_backward(gy, x.sizes(), ac), dt);
         }
       }
@@ -229,12 +199,12 @@ TEST(CudaPooling, EmptyBatchesGiveEmptyResults) {
   CXR_SKIP_WITHOUT_CUDA();
   const Tensor x = cuda(raw::zeros({0, 3, 8, 9}));
   const Shape out{0, 3, 4, 4};
-  const raw::PoolResult m = raw::max_pool2d(x, pool({2, 2}, {2, 2}, {0, 0}));
+  const raw::PoolResult m = raw::max_pool2d(x, pool_params({2, 2}, {2, 2}, {0, 0}));
   EXPECT_EQ(m.out.sizes(), out);
   EXPECT_EQ(m.indices.sizes(), out);
   EXPECT_EQ(raw::max_pool2d_backward(m.out, m.indices, x.sizes()).sizes(), x.sizes());
-  EXPECT_EQ(raw::avg_pool2d(x, pool({2, 2}, {2, 2}, {0, 0})).sizes(), out);
-  EXPECT_EQ(raw::avg_pool2d_backward(m.out, x.sizes(), pool({2, 2}, {2, 2}, {0, 0})).sizes(),
+  EXPECT_EQ(raw::avg_pool2d(x, pool_params({2, 2}, {2, 2}, {0, 0})).sizes(), out);
+  EXPECT_EQ(raw::avg_pool2d_backward(m.out, x.sizes(), pool_params({2, 2}, {2, 2}, {0, 0})).sizes(),
             x.sizes());
   EXPECT_EQ(raw::adaptive_avg_pool2d(x, {4, 4}).sizes(), out);
   EXPECT_EQ(raw::adaptive_avg_pool2d_backward(m.out, x.sizes()).sizes(), x.sizes());
@@ -247,7 +217,7 @@ TEST(CudaPooling, EmptyBatchesGiveEmptyResults) {
 TEST(CudaPooling, BackwardKernelsAreDeterministic) {
   CXR_SKIP_WITHOUT_CUDA();
   const Tensor x = cuda(input({4, 16, 33, 35}, kFloat32));
-  const Pool2dParams p = pool({3, 3}, {1, 1}, {1, 1});
+  const Pool2dParams p = pool_params({3, 3}, {1, 1}, {1, 1});
   const raw::PoolResult m = raw::max_pool2d(x, p);
   const Tensor gy = cuda(input(m.out.sizes(), kFloat32));
   const Tensor up = cuda(input({4, 16, 70, 53}, kFloat32));
@@ -266,26 +236,26 @@ TEST(CudaPooling, BadArgumentsGiveTheCpuErrors) {
   CXR_SKIP_WITHOUT_CUDA();
   const Tensor x = raw::zeros({1, 2, 5, 5}), xc = cuda(x);
   const std::pair<Pool2dParams, bool> bad_pools[] = {
-      {pool({3, 3}, {1, 1}, {2, 2}), true},   // padding over half the kernel
-      {pool({0, 3}, {1, 1}, {0, 0}), true},   // empty kernel
-      {pool({3, 3}, {0, 1}, {0, 0}), false},  // zero stride
-      {pool({6, 6}, {1, 1}, {0, 0}), true},   // empty output
+      {pool_params({3, 3}, {1, 1}, {2, 2}), true},   // padding over half the kernel
+      {pool_params({0, 3}, {1, 1}, {0, 0}), true},   // empty kernel
+      {pool_params({3, 3}, {0, 1}, {0, 0}), false},  // zero stride
+      {pool_params({6, 6}, {1, 1}, {0, 0}), true},   // empty output
   };
   for (const auto& [p, max] : bad_pools) {
     if (max) {
-      expect_same_error([&] { raw::max_pool2d(x, p); }, [&] { raw::max_pool2d(xc, p); });
+      EXPECT_SAME_ERROR([&] { raw::max_pool2d(x, p); }, [&] { raw::max_pool2d(xc, p); });
     } else {
-      expect_same_error([&] { raw::avg_pool2d(x, p); }, [&] { raw::avg_pool2d(xc, p); });
+      EXPECT_SAME_ERROR([&] { raw::avg_pool2d(x, p); }, [&] { raw::avg_pool2d(xc, p); });
     }
   }
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
-        raw::avg_pool2d(raw::zeros({5, 5}), pool({2, 2}, {2, 2}, {0, 0}));
+        raw::avg_pool2d(raw::zeros({5, 5}), pool_params({2, 2}, {2, 2}, {0, 0}));
       },
       [&] {
-        raw::avg_pool2d(cuda(raw::zeros({5, 5})), pool({2, 2}, {2, 2}, {0, 0}));
+        raw::avg_pool2d(cuda(raw::zeros({5, 5})), pool_params({2, 2}, {2, 2}, {0, 0}));
       });
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
         raw::adaptive_avg_pool2d(x, {0, 2});
       },
@@ -293,7 +263,7 @@ TEST(CudaPooling, BadArgumentsGiveTheCpuErrors) {
         raw::adaptive_avg_pool2d(xc, {0, 2});
       });
   const Tensor ints = raw::zeros({1, 2, 5, 5}, kInt32);
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
         raw::upsample_bilinear2d(ints, {3, 3}, true);
       },
@@ -301,14 +271,14 @@ TEST(CudaPooling, BadArgumentsGiveTheCpuErrors) {
         raw::upsample_bilinear2d(cuda(ints), {3, 3}, true);
       });
   const Tensor g = raw::zeros({1, 2, 3, 3});
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
-        raw::avg_pool2d_backward(g, x.sizes(), pool({2, 2}, {2, 2}, {0, 0}));
+        raw::avg_pool2d_backward(g, x.sizes(), pool_params({2, 2}, {2, 2}, {0, 0}));
       },
       [&] {
-        raw::avg_pool2d_backward(cuda(g), x.sizes(), pool({2, 2}, {2, 2}, {0, 0}));
+        raw::avg_pool2d_backward(cuda(g), x.sizes(), pool_params({2, 2}, {2, 2}, {0, 0}));
       });
-  expect_same_error(
+  EXPECT_SAME_ERROR(
       [&] {
         raw::upsample_nearest2d_backward(g, {1, 2, 0, 3});
       },
@@ -316,12 +286,12 @@ TEST(CudaPooling, BadArgumentsGiveTheCpuErrors) {
         raw::upsample_nearest2d_backward(cuda(g), {1, 2, 0, 3});
       });
   // Bad max-pool indices are caught on the device and named as on the CPU.
-  const raw::PoolResult r = raw::max_pool2d(x, pool({2, 2}, {2, 2}, {0, 0}));
+  const raw::PoolResult r = raw::max_pool2d(x, pool_params({2, 2}, {2, 2}, {0, 0}));
   std::vector<int64_t> bad(size_t(r.indices.numel()), 3);
   bad[5] = 99;
   bad[2] = -4;
   const Tensor bad_idx = raw::from_vector(bad, r.indices.sizes());
-  expect_same_error([&] { raw::max_pool2d_backward(r.out, bad_idx, x.sizes()); },
+  EXPECT_SAME_ERROR([&] { raw::max_pool2d_backward(r.out, bad_idx, x.sizes()); },
                     [&] { raw::max_pool2d_backward(cuda(r.out), cuda(bad_idx), x.sizes()); });
   EXPECT_ERROR_CONTAINS(raw::max_pool2d_backward(cuda(r.out), cuda(bad_idx), x.sizes()),
                         "index -4 is outside the input plane of 25 elements");
@@ -330,7 +300,7 @@ TEST(CudaPooling, BadArgumentsGiveTheCpuErrors) {
 TEST(CudaPooling, MixedDevicesAreRefused) {
   CXR_SKIP_WITHOUT_CUDA();
   const Tensor x = raw::zeros({1, 2, 4, 4});
-  const raw::PoolResult r = raw::max_pool2d(x, pool({2, 2}, {2, 2}, {0, 0}));
+  const raw::PoolResult r = raw::max_pool2d(x, pool_params({2, 2}, {2, 2}, {0, 0}));
   EXPECT_ERROR_CONTAINS(raw::max_pool2d_backward(cuda(r.out), r.indices, x.sizes()),
                         "max_pool2d_backward: expected all tensors on one device");
   EXPECT_ERROR_CONTAINS(raw::max_pool2d_backward(r.out, cuda(r.indices), x.sizes()), "cuda:0");

@@ -9,6 +9,7 @@
 #include <functional>
 
 #include "support/compare.h"
+#include "support/devices.h"
 #include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/ops.h"
@@ -22,13 +23,8 @@ using Fixture = std::map<std::string, Tensor>;
 
 constexpr const char* kFixture = "indexing.safetensors";
 
-Tensor iota(const Shape& shape, DType dtype = kFloat32) {
-  return raw::reshape(raw::arange(0, double(shape_numel(shape)), 1, dtype), shape);
-}
-
-Tensor ints(const std::vector<int64_t>& v, const Shape& shape, DType dtype = kInt64) {
-  return raw::from_vector(v, shape, dtype);
-}
+using test::ints;
+using test::iota;
 
 Tensor t01(const Tensor& x) {
   return raw::transpose(x, 0, 1);

@@ -7,13 +7,13 @@
 #include <limits>
 
 #include "support/compare.h"
+#include "support/devices.h"
 #include "support/errors.h"
 #include "support/fixtures.h"
 #include "tensor/ops.h"
 
 using namespace cxr;
 using raw::Int2;
-using raw::Pool2dParams;
 
 namespace {
 
@@ -25,33 +25,16 @@ Tensor fx(const std::string& key) {
   return test::fixture_tensor(fixture(), key);
 }
 
-Pool2dParams pool(Int2 k, Int2 s, Int2 p, Int2 d = {1, 1}, bool ceil = false, bool incl = true) {
-  Pool2dParams r;
-  r.kernel = k, r.stride = s, r.padding = p, r.dilation = d, r.ceil_mode = ceil;
-  r.count_include_pad = incl;
-  return r;
-}
-
-// The same values in a non-contiguous (channels-last) layout.
-Tensor strided_copy(const Tensor& t) {
-  if (t.dim() == 3) return raw::permute(raw::contiguous(raw::permute(t, {1, 2, 0})), {2, 0, 1});
-  return raw::permute(raw::contiguous(raw::permute(t, {0, 2, 3, 1})), {0, 3, 1, 2});
-}
+using test::channels_last_copy;
+using test::pool_params;
 
 }  // namespace
 
 TEST(MaxPool2d, ValuesIndicesAndGradientMatchPyTorch) {
-  const std::pair<const char*, Pool2dParams> cases[] = {
-      {"k3s2p1", pool({3, 3}, {2, 2}, {1, 1})},
-      {"ceil", pool({3, 3}, {2, 2}, {0, 0}, {1, 1}, true)},
-      {"dil2", pool({3, 3}, {1, 1}, {1, 1}, {2, 2})},
-      {"k2", pool({2, 2}, {2, 2}, {0, 0})},
-      {"rect", pool({3, 2}, {2, 1}, {1, 0}, {1, 1}, true)},
-  };
-  for (const auto& [name, p] : cases) {
+  for (const auto& [name, p] : test::golden_max_pool_cases()) {
     SCOPED_TRACE(name);
     const std::string k = std::string("maxpool_") + name + ".";
-    for (const Tensor& x : {fx(k + "x"), strided_copy(fx(k + "x"))}) {
+    for (const Tensor& x : {fx(k + "x"), channels_last_copy(fx(k + "x"))}) {
       const raw::PoolResult r = raw::max_pool2d(x, p);
       EXPECT_ALL_CLOSE(r.out, fx(k + "out"), 0, 0);
       EXPECT_EQ(r.indices.to_vector<int64_t>(), fx(k + "indices").to_vector<int64_t>());
@@ -65,7 +48,7 @@ TEST(MaxPool2d, NanWinsAndAllMinusInfinityPicksTheFirstTap) {
   const double inf = std::numeric_limits<double>::infinity();
   const Tensor x = raw::from_vector(
       std::vector<double>{1, std::nan(""), 3, 2, -inf, -inf, -inf, -inf}, {1, 2, 2, 2}, kFloat32);
-  const raw::PoolResult r = raw::max_pool2d(x, pool({2, 2}, {2, 2}, {0, 0}));
+  const raw::PoolResult r = raw::max_pool2d(x, pool_params({2, 2}, {2, 2}, {0, 0}));
   EXPECT_TRUE(std::isnan(r.out.at({0, 0, 0, 0})));
   EXPECT_EQ(r.indices.at({0, 0, 0, 0}), 1);
   EXPECT_EQ(r.out.at({0, 1, 0, 0}), -inf);
@@ -73,20 +56,12 @@ TEST(MaxPool2d, NanWinsAndAllMinusInfinityPicksTheFirstTap) {
 }
 
 TEST(AvgPool2d, PaddingCeilModeAndGradientMatchPyTorch) {
-  const std::pair<const char*, Pool2dParams> cases[] = {
-      {"k3s2p1_incl", pool({3, 3}, {2, 2}, {1, 1})},
-      {"k3s2p1_excl", pool({3, 3}, {2, 2}, {1, 1}, {1, 1}, false, false)},
-      {"ceil_incl", pool({3, 3}, {2, 2}, {1, 1}, {1, 1}, true, true)},
-      {"ceil_excl", pool({3, 3}, {2, 2}, {1, 1}, {1, 1}, true, false)},
-      {"k2", pool({2, 2}, {2, 2}, {0, 0})},
-      {"rect", pool({3, 2}, {2, 1}, {1, 0}, {1, 1}, true, false)},
-  };
-  for (const auto& [name, p] : cases) {
+  for (const auto& [name, p] : test::golden_avg_pool_cases()) {
     SCOPED_TRACE(name);
     const std::string k = std::string("avgpool_") + name + ".";
-    for (const Tensor& x : {fx(k + "x"), strided_copy(fx(k + "x"))}) {
+    for (const Tensor& x : {fx(k + "x"), channels_last_copy(fx(k + "x"))}) {
       EXPECT_ALL_CLOSE(raw::avg_pool2d(x, p), fx(k + "out"), 1e-5, 1e-6);
-      EXPECT_ALL_CLOSE(raw::avg_pool2d_backward(strided_copy(fx(k + "gy")), x.sizes(), p),
+      EXPECT_ALL_CLOSE(raw::avg_pool2d_backward(channels_last_copy(fx(k + "gy")), x.sizes(), p),
                        fx(k + "grad_x"), 1e-5, 1e-6);
     }
   }
@@ -96,10 +71,11 @@ TEST(AvgPool2d, CornerWindowDivisorFollowsCountIncludePad) {
   // A 3x3 window at (-1, -1) covers 4 input cells of ones: the mean is 4/9 with the padding
   // counted and 4/4 without.
   const Tensor x = raw::ones({1, 1, 4, 4});
-  EXPECT_NEAR(raw::avg_pool2d(x, pool({3, 3}, {2, 2}, {1, 1})).at({0, 0, 0, 0}), 4.0 / 9, 1e-7);
-  EXPECT_NEAR(
-      raw::avg_pool2d(x, pool({3, 3}, {2, 2}, {1, 1}, {1, 1}, false, false)).at({0, 0, 0, 0}), 1.0,
-      1e-7);
+  EXPECT_NEAR(raw::avg_pool2d(x, pool_params({3, 3}, {2, 2}, {1, 1})).at({0, 0, 0, 0}), 4.0 / 9,
+              1e-7);
+  EXPECT_NEAR(raw::avg_pool2d(x, pool_params({3, 3}, {2, 2}, {1, 1}, {1, 1}, false, false))
+                  .at({0, 0, 0, 0}),
+              1.0, 1e-7);
 }
 
 TEST(AdaptiveAvgPool2d, BinsAndGradientMatchPyTorch) {
@@ -108,7 +84,7 @@ TEST(AdaptiveAvgPool2d, BinsAndGradientMatchPyTorch) {
   for (const auto& [name, o] : cases) {
     SCOPED_TRACE(name);
     const std::string k = std::string("adaptive_") + name + ".";
-    const Tensor x = strided_copy(fx(k + "x"));
+    const Tensor x = channels_last_copy(fx(k + "x"));
     EXPECT_ALL_CLOSE(raw::adaptive_avg_pool2d(x, o), fx(k + "out"), 1e-5, 1e-6);
     EXPECT_ALL_CLOSE(raw::adaptive_avg_pool2d_backward(fx(k + "gy"), x.sizes()), fx(k + "grad_x"),
                      1e-5, 1e-6);
@@ -121,7 +97,7 @@ TEST(Upsample, NearestAndBilinearMatchPyTorch) {
   for (const auto& [name, o] : cases) {
     SCOPED_TRACE(name);
     std::string k = std::string("nearest_") + name + ".";
-    const Tensor x = strided_copy(fx(k + "x"));
+    const Tensor x = channels_last_copy(fx(k + "x"));
     EXPECT_ALL_CLOSE(raw::upsample_nearest2d(x, o), fx(k + "out"), 0, 0);
     EXPECT_ALL_CLOSE(raw::upsample_nearest2d_backward(fx(k + "gy"), x.sizes()), fx(k + "grad_x"),
                      1e-6, 1e-6);
@@ -154,7 +130,7 @@ TEST(Pooling, HalfTypesMatchPyTorchLoosely) {
   for (DType dt : {kFloat16, kBFloat16}) {
     const double tol = dt == kFloat16 ? 1e-2 : 5e-2;
     const Tensor x = raw::to(fx("avgpool_k3s2p1_incl.x"), dt);
-    const Tensor y = raw::avg_pool2d(x, pool({3, 3}, {2, 2}, {1, 1}));
+    const Tensor y = raw::avg_pool2d(x, pool_params({3, 3}, {2, 2}, {1, 1}));
     EXPECT_EQ(y.dtype(), dt);
     EXPECT_ALL_CLOSE(y, fx("avgpool_k3s2p1_incl.out"), tol, tol);
     EXPECT_ALL_CLOSE(
@@ -167,23 +143,27 @@ TEST(Pooling, BadArgumentsGiveClearErrors) {
   const Tensor x = raw::zeros({1, 2, 5, 5});
   EXPECT_ERROR_CONTAINS(
       {
-        raw::max_pool2d(x, pool({3, 3}, {1, 1}, {2, 2}));
+        raw::max_pool2d(x, pool_params({3, 3}, {1, 1}, {2, 2}));
       },
       "at most half the kernel size");
   EXPECT_ERROR_CONTAINS(
       {
-        raw::max_pool2d(x, pool({0, 3}, {1, 1}, {0, 0}));
+        raw::max_pool2d(x, pool_params({0, 3}, {1, 1}, {0, 0}));
       },
       "kernel size must be positive");
   EXPECT_ERROR_CONTAINS(
       {
-        raw::avg_pool2d(x, pool({3, 3}, {0, 1}, {0, 0}));
+        raw::avg_pool2d(x, pool_params({3, 3}, {0, 1}, {0, 0}));
       },
       "stride must be positive");
-  EXPECT_ERROR_CONTAINS({ raw::max_pool2d(x, pool({6, 6}, {1, 1}, {0, 0})); }, "empty output");
   EXPECT_ERROR_CONTAINS(
       {
-        raw::avg_pool2d(raw::zeros({5, 5}), pool({2, 2}, {2, 2}, {0, 0}));
+        raw::max_pool2d(x, pool_params({6, 6}, {1, 1}, {0, 0}));
+      },
+      "empty output");
+  EXPECT_ERROR_CONTAINS(
+      {
+        raw::avg_pool2d(raw::zeros({5, 5}), pool_params({2, 2}, {2, 2}, {0, 0}));
       },
       "expected a 3-D [C, H, W] or 4-D [N, C, H, W] input");
   EXPECT_ERROR_CONTAINS({ raw::adaptive_avg_pool2d(x, {0, 2}); }, "output size must be positive");
@@ -194,10 +174,11 @@ TEST(Pooling, BadArgumentsGiveClearErrors) {
       "expected a floating input");
   EXPECT_ERROR_CONTAINS(
       {
-        raw::avg_pool2d_backward(raw::zeros({1, 2, 3, 3}), x.sizes(), pool({2, 2}, {2, 2}, {0, 0}));
+        raw::avg_pool2d_backward(raw::zeros({1, 2, 3, 3}), x.sizes(),
+                                 pool_params({2, 2}, {2, 2}, {0, 0}));
       },
       "does not match the output shape [1, 2, 2, 2]");
-  const raw::PoolResult r = raw::max_pool2d(x, pool({2, 2}, {2, 2}, {0, 0}));
+  const raw::PoolResult r = raw::max_pool2d(x, pool_params({2, 2}, {2, 2}, {0, 0}));
   EXPECT_ERROR_CONTAINS(
       { raw::max_pool2d_backward(r.out, raw::full(r.out.sizes(), 99, kInt64), x.sizes()); },
       "outside the input plane");
