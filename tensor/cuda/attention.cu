@@ -109,6 +109,45 @@ __device__ Acc* shared_tiles() {
   return reinterpret_cast<Acc*>(smem_raw);
 }
 
+// acc[r][t] = fma(a[(row0 + r)·a_ld + d], b[(lane + 32 t)·b_ld + d], acc[r][t]) for d = 0 .. n-1
+// in ascending order: the warp's R rows of the shared tile `a` against the lane's KPL rows of the
+// shared tile `b` (scores S = Q Kᵀ, dP = dO Vᵀ and their transposes).
+template <int R, int KPL, typename Acc>
+__device__ __forceinline__ void warp_dot(Acc (&acc)[R][KPL], const Acc* a, int a_ld, int row0,
+                                         const Acc* b, int b_ld, int lane, int n) {
+  for (int d = 0; d < n; ++d) {
+    Acc bv[KPL];
+#pragma unroll
+    for (int t = 0; t < KPL; ++t) bv[t] = b[(lane + 32 * t) * b_ld + d];
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const Acc av = a[(row0 + r) * a_ld + d];
+#pragma unroll
+      for (int t = 0; t < KPL; ++t) acc[r][t] = fma(av, bv[t], acc[r][t]);
+    }
+  }
+}
+
+// acc[r][c] = fma(w[(row0 + r)·w_ld + j], b[j·b_ld + lane + 32 c], acc[r][c]) for j = 0 .. n-1 in
+// ascending order, b's columns past `cols` read as 0: the warp's R rows of the shared weights `w`
+// (P or dS) times the shared tile `b`, the lane owning head-dim columns lane + 32 c (O += P V,
+// dQ += dS K).
+template <int R, int DCH, typename Acc>
+__device__ __forceinline__ void warp_axpy(Acc (&acc)[R][DCH], const Acc* w, int w_ld, int row0,
+                                          const Acc* b, int b_ld, int cols, int lane, int n) {
+  for (int j = 0; j < n; ++j) {
+    Acc bv[DCH];
+#pragma unroll
+    for (int c = 0; c < DCH; ++c) bv[c] = lane + 32 * c < cols ? b[j * b_ld + lane + 32 * c] : 0;
+#pragma unroll
+    for (int r = 0; r < R; ++r) {
+      const Acc wr = w[(row0 + r) * w_ld + j];
+#pragma unroll
+      for (int c = 0; c < DCH; ++c) acc[r][c] = fma(wr, bv[c], acc[r][c]);
+    }
+  }
+}
+
 // ---- forward --------------------------------------------------------------------------------
 
 template <typename T, int DCH>
@@ -133,10 +172,10 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   Acc* ks = qs + Br * D;          // [Bc][D + 1]
   Acc* vs = ks + Bc * (D + 1);    // [Bc][Dv]
   Acc* ps = vs + Bc * Dv;         // [Br][Bc], rows of warp w at w·R
-  const T* q = static_cast<const T*>(p.q.ptr) + batch_offset(p, p.q, bh);
-  const T* k = static_cast<const T*>(p.k.ptr) + batch_offset(p, p.k, bh);
-  const T* v = static_cast<const T*>(p.v.ptr) + batch_offset(p, p.v, bh);
-  const int64_t mask_off = p.mask_kind == MaskKind::None ? 0 : batch_offset(p, p.mask, bh);
+  const T* q = head_slice<T>(p, p.q, bh);
+  const T* k = head_slice<T>(p, p.k, bh);
+  const T* v = head_slice<T>(p, p.v, bh);
+  const int64_t mask_off = mask_offset(p, bh);
   load_tile(qs, D, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, Br, D);
 
   Acc o[R][DCH], m[R], l[R];
@@ -156,17 +195,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     __syncthreads();
     // Scores: lane owns keys lane + 32 t.
     Acc s[R][KPL] = {};
-    for (int d = 0; d < D; ++d) {
-      Acc kv[KPL];
-#pragma unroll
-      for (int t = 0; t < KPL; ++t) kv[t] = ks[(lane + 32 * t) * (D + 1) + d];
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const Acc qv = qs[(warp * R + r) * D + d];
-#pragma unroll
-        for (int t = 0; t < KPL; ++t) s[r][t] = fma(qv, kv[t], s[r][t]);
-      }
-    }
+    warp_dot(s, qs, D, warp * R, ks, D + 1, lane, D);
 // Online softmax, row by row (every lane holds the row's m and l).
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -195,17 +224,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     __syncwarp();
     // O += P V: lane owns head-dim columns lane + 32 c.
     const int bc = int(std::min<int64_t>(Bc, p.S - j0));
-    for (int jl = 0; jl < bc; ++jl) {
-      Acc vv[DCH];
-#pragma unroll
-      for (int c = 0; c < DCH; ++c) vv[c] = lane + 32 * c < Dv ? vs[jl * Dv + lane + 32 * c] : 0;
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const Acc pr = ps[(warp * R + r) * Bc + jl];
-#pragma unroll
-        for (int c = 0; c < DCH; ++c) o[r][c] = fma(pr, vv[c], o[r][c]);
-      }
-    }
+    warp_axpy(o, ps, Bc, warp * R, vs, Dv, Dv, lane, bc);
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -230,8 +249,8 @@ __global__ void delta_kernel(const Problem p, acc_t<T>* delta) {
   const int lane = int(threadIdx.x) % 32;
   if (row >= p.bh * p.L) return;
   const int64_t bh = row / p.L, i = row % p.L;
-  const T* dout = static_cast<const T*>(p.dout.ptr) + batch_offset(p, p.dout, bh) + i * p.dout.rs;
-  const T* out = static_cast<const T*>(p.out.ptr) + batch_offset(p, p.out, bh) + i * p.out.rs;
+  const T* dout = head_slice<T>(p, p.dout, bh) + i * p.dout.rs;
+  const T* out = head_slice<T>(p, p.out, bh) + i * p.out.rs;
   double s = 0;
   for (int c = lane; c < p.Dv; c += 32)
     s += convert<double>(dout[c * p.dout.cs]) * convert<double>(out[c * p.out.cs]);
@@ -264,11 +283,11 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   Acc* ks = dos + Br * Dv;        // [Bc][D + 1]
   Acc* vs = ks + Bc * (D + 1);    // [Bc][Dv + 1]
   Acc* dss = vs + Bc * (Dv + 1);  // [Br][Bc]
-  const T* q = static_cast<const T*>(p.q.ptr) + batch_offset(p, p.q, bh);
-  const T* k = static_cast<const T*>(p.k.ptr) + batch_offset(p, p.k, bh);
-  const T* v = static_cast<const T*>(p.v.ptr) + batch_offset(p, p.v, bh);
-  const T* dout = static_cast<const T*>(p.dout.ptr) + batch_offset(p, p.dout, bh);
-  const int64_t mask_off = p.mask_kind == MaskKind::None ? 0 : batch_offset(p, p.mask, bh);
+  const T* q = head_slice<T>(p, p.q, bh);
+  const T* k = head_slice<T>(p, p.k, bh);
+  const T* v = head_slice<T>(p, p.v, bh);
+  const T* dout = head_slice<T>(p, p.dout, bh);
+  const int64_t mask_off = mask_offset(p, bh);
   load_tile(qs, D, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, Br, D);
   load_tile(dos, Dv, dout + i0 * p.dout.rs, p.dout.rs, p.dout.cs, p.L - i0, Br, Dv);
 
@@ -289,28 +308,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     __syncthreads();
     // S = Q Kᵀ and dP = dO Vᵀ: lane owns keys lane + 32 t.
     Acc s[R][KPL] = {}, dp[R][KPL] = {};
-    for (int d = 0; d < D; ++d) {
-      Acc kv[KPL];
-#pragma unroll
-      for (int t = 0; t < KPL; ++t) kv[t] = ks[(lane + 32 * t) * (D + 1) + d];
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const Acc qv = qs[(warp * R + r) * D + d];
-#pragma unroll
-        for (int t = 0; t < KPL; ++t) s[r][t] = fma(qv, kv[t], s[r][t]);
-      }
-    }
-    for (int d = 0; d < Dv; ++d) {
-      Acc vv[KPL];
-#pragma unroll
-      for (int t = 0; t < KPL; ++t) vv[t] = vs[(lane + 32 * t) * (Dv + 1) + d];
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const Acc ov = dos[(warp * R + r) * Dv + d];
-#pragma unroll
-        for (int t = 0; t < KPL; ++t) dp[r][t] = fma(ov, vv[t], dp[r][t]);
-      }
-    }
+    warp_dot(s, qs, D, warp * R, ks, D + 1, lane, D);
+    warp_dot(dp, dos, Dv, warp * R, vs, Dv + 1, lane, Dv);
 // dS = P ∘ (dP - delta) with P = exp(S - LSE).
 #pragma unroll
     for (int r = 0; r < R; ++r) {
@@ -325,18 +324,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     __syncwarp();
     // dQ += dS K: lane owns head-dim columns lane + 32 c.
     const int bc = int(std::min<int64_t>(Bc, p.S - j0));
-    for (int jl = 0; jl < bc; ++jl) {
-      Acc kd[DCH];
-#pragma unroll
-      for (int c = 0; c < DCH; ++c)
-        kd[c] = lane + 32 * c < D ? ks[jl * (D + 1) + lane + 32 * c] : 0;
-#pragma unroll
-      for (int r = 0; r < R; ++r) {
-        const Acc ds = dss[(warp * R + r) * Bc + jl];
-#pragma unroll
-        for (int c = 0; c < DCH; ++c) acc[r][c] = fma(ds, kd[c], acc[r][c]);
-      }
-    }
+    warp_axpy(acc, dss, Bc, warp * R, ks, D + 1, D, lane, bc);
   }
 #pragma unroll
   for (int r = 0; r < R; ++r) {
@@ -379,11 +367,11 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   Acc* delta_s = lse_s + Bq;         // [Bq]
   Acc* ps = delta_s + Bq;            // [Bk][Bq], keys of warp w at w·Rk
   Acc* dss = ps + Bk * Bq;           // [Bk][Bq]
-  const T* q = static_cast<const T*>(p.q.ptr) + batch_offset(p, p.q, bh);
-  const T* k = static_cast<const T*>(p.k.ptr) + batch_offset(p, p.k, bh);
-  const T* v = static_cast<const T*>(p.v.ptr) + batch_offset(p, p.v, bh);
-  const T* dout = static_cast<const T*>(p.dout.ptr) + batch_offset(p, p.dout, bh);
-  const int64_t mask_off = p.mask_kind == MaskKind::None ? 0 : batch_offset(p, p.mask, bh);
+  const T* q = head_slice<T>(p, p.q, bh);
+  const T* k = head_slice<T>(p, p.k, bh);
+  const T* v = head_slice<T>(p, p.v, bh);
+  const T* dout = head_slice<T>(p, p.dout, bh);
+  const int64_t mask_off = mask_offset(p, bh);
   load_tile(ks, D, k + j0 * p.k.rs, p.k.rs, p.k.cs, p.S - j0, Bk, D);
   load_tile(vs, Dv, v + j0 * p.v.rs, p.v.rs, p.v.cs, p.S - j0, Bk, Dv);
 
@@ -403,29 +391,10 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     }
     __syncthreads();
     // S = K Qᵀ and dP = V dOᵀ for the warp's keys: lane owns queries lane + 32 t.
+    // (warp_dot forms fma(k, q, s): the same correctly rounded value as fma(q, k, s).)
     Acc s[Rk][QPL] = {}, dp[Rk][QPL] = {};
-    for (int d = 0; d < D; ++d) {
-      Acc qv[QPL];
-#pragma unroll
-      for (int t = 0; t < QPL; ++t) qv[t] = qs[(lane + 32 * t) * (D + 1) + d];
-#pragma unroll
-      for (int r = 0; r < Rk; ++r) {
-        const Acc kv = ks[(warp * Rk + r) * D + d];
-#pragma unroll
-        for (int t = 0; t < QPL; ++t) s[r][t] = fma(qv[t], kv, s[r][t]);
-      }
-    }
-    for (int d = 0; d < Dv; ++d) {
-      Acc ov[QPL];
-#pragma unroll
-      for (int t = 0; t < QPL; ++t) ov[t] = dos[(lane + 32 * t) * (Dv + 1) + d];
-#pragma unroll
-      for (int r = 0; r < Rk; ++r) {
-        const Acc vv = vs[(warp * Rk + r) * Dv + d];
-#pragma unroll
-        for (int t = 0; t < QPL; ++t) dp[r][t] = fma(ov[t], vv, dp[r][t]);
-      }
-    }
+    warp_dot(s, ks, D, warp * Rk, qs, D + 1, lane, D);
+    warp_dot(dp, vs, Dv, warp * Rk, dos, Dv + 1, lane, Dv);
 #pragma unroll
     for (int r = 0; r < Rk; ++r) {
       const int64_t j = j0 + warp * Rk + r;

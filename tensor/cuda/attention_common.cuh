@@ -47,6 +47,17 @@ inline __device__ int64_t batch_offset(const Problem& p, const View& v, int64_t 
   return off;
 }
 
+// The (batch·head) bh slice of operand `t`, as elements of type T.
+template <typename T>
+__device__ __forceinline__ const T* head_slice(const Problem& p, const View& t, int64_t bh) {
+  return static_cast<const T*>(t.ptr) + batch_offset(p, t, bh);
+}
+
+// Element offset of the (batch·head) bh slice of the mask (0 without a mask).
+inline __device__ int64_t mask_offset(const Problem& p, int64_t bh) {
+  return p.mask_kind == MaskKind::None ? 0 : batch_offset(p, p.mask, bh);
+}
+
 // The score of (row i, key j) after masking: -inf outside the problem, above the causal diagonal
 // (top-left aligned: row i sees keys j <= i) or where a bool mask says false; plus the additive
 // mask (already in the arithmetic type Acc).
