@@ -164,8 +164,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   constexpr int Br = kWarps * R, Bc = 32 * KPL;
   constexpr Acc kInf = std::numeric_limits<Acc>::infinity();
   const int D = p.D, Dv = p.Dv, warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t tiles = (p.L + Br - 1) / Br;
-  const int64_t bh = int64_t(blockIdx.x) / tiles, i0 = int64_t(blockIdx.x) % tiles * Br;
+  const auto [bh, i0] = block_tile(p.L, Br);
   const Acc scale = Acc(p.scale);
 
   Acc* qs = shared_tiles<Acc>();  // [Br][D]
@@ -274,8 +273,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   constexpr int Br = kWarps * R, Bc = 32 * KPL;
   constexpr Acc kInf = std::numeric_limits<Acc>::infinity();
   const int D = p.D, Dv = p.Dv, warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t tiles = (p.L + Br - 1) / Br;
-  const int64_t bh = int64_t(blockIdx.x) / tiles, i0 = int64_t(blockIdx.x) % tiles * Br;
+  const auto [bh, i0] = block_tile(p.L, Br);
   const Acc scale = Acc(p.scale);
 
   Acc* qs = shared_tiles<Acc>();  // [Br][D]
@@ -353,10 +351,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   using Acc = acc_t<T>;
   constexpr int Rk = keys_per_warp(DCH), QPL = cols_per_lane<T>(DCH);
   constexpr int Bk = kWarps * Rk, Bq = 32 * QPL;
-  constexpr Acc kInf = std::numeric_limits<Acc>::infinity();
   const int D = p.D, Dv = p.Dv, warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32;
-  const int64_t tiles = (p.S + Bk - 1) / Bk;
-  const int64_t bh = int64_t(blockIdx.x) / tiles, j0 = int64_t(blockIdx.x) % tiles * Bk;
+  const auto [bh, j0] = block_tile(p.S, Bk);
   const Acc scale = Acc(p.scale);
 
   Acc* ks = shared_tiles<Acc>();     // [Bk][D]
@@ -385,10 +381,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
     __syncthreads();
     load_tile(qs, D + 1, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, Bq, D);
     load_tile(dos, Dv + 1, dout + i0 * p.dout.rs, p.dout.rs, p.dout.cs, p.L - i0, Bq, Dv);
-    for (int e = int(threadIdx.x); e < Bq; e += kThreadsPerBlock) {
-      lse_s[e] = i0 + e < p.L ? lse[bh * p.L + i0 + e] : kInf;  // +inf: P = 0
-      delta_s[e] = i0 + e < p.L ? delta[bh * p.L + i0 + e] : Acc(0);
-    }
+    load_row_stats(lse_s, delta_s, lse, delta, p, bh, i0, Bq, kThreadsPerBlock);
     __syncthreads();
     // S = K Qᵀ and dP = V dOᵀ for the warp's keys: lane owns queries lane + 32 t.
     // (warp_dot forms fma(k, q, s): the same correctly rounded value as fma(q, k, s).)

@@ -47,6 +47,16 @@ inline __device__ int64_t batch_offset(const Problem& p, const View& v, int64_t 
   return off;
 }
 
+// This block's place in a grid of bh × ceil(n / tile) blocks: its batch·head and the first row
+// (or key) of its tile.
+struct BlockTile {
+  int64_t bh, first;
+};
+inline __device__ BlockTile block_tile(int64_t n, int tile) {
+  const int64_t tiles = (n + tile - 1) / tile;
+  return {int64_t(blockIdx.x) / tiles, int64_t(blockIdx.x) % tiles * tile};
+}
+
 // The (batch·head) bh slice of operand `t`, as elements of type T.
 template <typename T>
 __device__ __forceinline__ const T* head_slice(const Problem& p, const View& t, int64_t bh) {
@@ -56,6 +66,17 @@ __device__ __forceinline__ const T* head_slice(const Problem& p, const View& t, 
 // Element offset of the (batch·head) bh slice of the mask (0 without a mask).
 inline __device__ int64_t mask_offset(const Problem& p, int64_t bh) {
   return p.mask_kind == MaskKind::None ? 0 : batch_offset(p, p.mask, bh);
+}
+
+// lse_s[e] and delta_s[e] of the query rows i0 + e, e < n, of batch·head bh (+inf and 0 past L,
+// so P = 0 there), loaded by the block's nthreads threads.
+template <typename Acc>
+__device__ void load_row_stats(Acc* lse_s, Acc* delta_s, const Acc* lse, const Acc* delta,
+                               const Problem& p, int64_t bh, int64_t i0, int n, int nthreads) {
+  for (int e = int(threadIdx.x); e < n; e += nthreads) {
+    lse_s[e] = i0 + e < p.L ? lse[bh * p.L + i0 + e] : std::numeric_limits<Acc>::infinity();
+    delta_s[e] = i0 + e < p.L ? delta[bh * p.L + i0 + e] : Acc(0);
+  }
 }
 
 // The score of (row i, key j) after masking: -inf outside the problem, above the causal diagonal
