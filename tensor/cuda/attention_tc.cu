@@ -187,11 +187,6 @@ __device__ uint16_t* smem_halves() {
   return reinterpret_cast<uint16_t*>(tc_smem);
 }
 
-template <typename V>
-__device__ const uint16_t* operand(const Problem& p, const V& v, int64_t bh) {
-  return static_cast<const uint16_t*>(v.ptr) + batch_offset(p, v, bh);
-}
-
 // S = A Bᵀ for a warp's 16 rows: A row-major (16 × dk, leading dim lda), B n-major (N·8 rows).
 template <bool BF16, int N>
 __device__ void scores(float (&s)[N][4], const uint16_t* a, int lda, const uint16_t* b, int ldb,
@@ -263,17 +258,16 @@ __global__ void __launch_bounds__(kTcThreads)
   const Problem& p = a.p;
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
   const int ldq = a.dp + kPad, ldv = a.dpv + kPad;
-  const int64_t tiles = (p.L + kRows - 1) / kRows;
-  const int64_t bh = int64_t(blockIdx.x) / tiles, i0 = int64_t(blockIdx.x) % tiles * kRows;
+  const auto [bh, i0] = block_tile(p.L, kRows);
   const float scale = float(p.scale);
 
   uint16_t* qs = smem_halves();     // [kRows][ldq]
   uint16_t* ks = qs + kRows * ldq;  // [kKeys][ldq]
   uint16_t* vs = ks + kKeys * ldq;  // [kKeys][ldv]
-  const uint16_t* q = operand(p, p.q, bh);
-  const uint16_t* k = operand(p, p.k, bh);
-  const uint16_t* v = operand(p, p.v, bh);
-  const int64_t mask_off = p.mask_kind == MaskKind::None ? 0 : batch_offset(p, p.mask, bh);
+  const uint16_t* q = head_slice<uint16_t>(p, p.q, bh);
+  const uint16_t* k = head_slice<uint16_t>(p, p.k, bh);
+  const uint16_t* v = head_slice<uint16_t>(p, p.v, bh);
+  const int64_t mask_off = mask_offset(p, bh);
   load_tile(qs, ldq, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, kRows, p.D, a.dp, a.vq);
 
   float o[NO][4] = {}, m[2] = {-kInf, -kInf}, l[2] = {0, 0};
@@ -357,19 +351,18 @@ __global__ void __launch_bounds__(kTcThreads)
   const Problem& p = a.p;
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
   const int ldq = a.dp + kPad, ldv = a.dpv + kPad;
-  const int64_t tiles = (p.L + kRows - 1) / kRows;
-  const int64_t bh = int64_t(blockIdx.x) / tiles, i0 = int64_t(blockIdx.x) % tiles * kRows;
+  const auto [bh, i0] = block_tile(p.L, kRows);
   const float scale = float(p.scale);
 
   uint16_t* qs = smem_halves();      // [kRows][ldq]
   uint16_t* dos = qs + kRows * ldq;  // [kRows][ldv]
   uint16_t* ks = dos + kRows * ldv;  // [kKeys][ldq]
   uint16_t* vs = ks + kKeys * ldq;   // [kKeys][ldv]
-  const uint16_t* q = operand(p, p.q, bh);
-  const uint16_t* k = operand(p, p.k, bh);
-  const uint16_t* v = operand(p, p.v, bh);
-  const uint16_t* dout = operand(p, p.dout, bh);
-  const int64_t mask_off = p.mask_kind == MaskKind::None ? 0 : batch_offset(p, p.mask, bh);
+  const uint16_t* q = head_slice<uint16_t>(p, p.q, bh);
+  const uint16_t* k = head_slice<uint16_t>(p, p.k, bh);
+  const uint16_t* v = head_slice<uint16_t>(p, p.v, bh);
+  const uint16_t* dout = head_slice<uint16_t>(p, p.dout, bh);
+  const int64_t mask_off = mask_offset(p, bh);
   load_tile(qs, ldq, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, kRows, p.D, a.dp, a.vq);
   load_tile(dos, ldv, dout + i0 * p.dout.rs, p.dout.rs, p.dout.cs, p.L - i0, kRows, p.Dv, a.dpv,
             a.vdo);
@@ -421,13 +414,11 @@ template <bool BF16, int MAXD>
 __global__ void __launch_bounds__(kTcThreads)
     tc_dkdv_kernel(const TcArgs a, const float* lse, const float* delta, uint16_t* dk,
                    uint16_t* dv) {
-  constexpr float kInf = std::numeric_limits<float>::infinity();
   constexpr int BQ = dkdv_queries(MAXD), NS = BQ / 8, NK = MAXD / 8;
   const Problem& p = a.p;
   const int warp = int(threadIdx.x) / 32, lane = int(threadIdx.x) % 32, g = lane / 4, t = lane % 4;
   const int ldq = a.dp + kPad, ldv = a.dpv + kPad;
-  const int64_t tiles = (p.S + kKeys - 1) / kKeys;
-  const int64_t bh = int64_t(blockIdx.x) / tiles, j0 = int64_t(blockIdx.x) % tiles * kKeys;
+  const auto [bh, j0] = block_tile(p.S, kKeys);
   const float scale = float(p.scale);
 
   uint16_t* ks = smem_halves();                             // [kKeys][ldq]
@@ -436,11 +427,11 @@ __global__ void __launch_bounds__(kTcThreads)
   uint16_t* dos = qs + BQ * ldq;                            // [BQ][ldv]
   float* lse_s = reinterpret_cast<float*>(dos + BQ * ldv);  // [BQ]
   float* delta_s = lse_s + BQ;                              // [BQ]
-  const uint16_t* q = operand(p, p.q, bh);
-  const uint16_t* k = operand(p, p.k, bh);
-  const uint16_t* v = operand(p, p.v, bh);
-  const uint16_t* dout = operand(p, p.dout, bh);
-  const int64_t mask_off = p.mask_kind == MaskKind::None ? 0 : batch_offset(p, p.mask, bh);
+  const uint16_t* q = head_slice<uint16_t>(p, p.q, bh);
+  const uint16_t* k = head_slice<uint16_t>(p, p.k, bh);
+  const uint16_t* v = head_slice<uint16_t>(p, p.v, bh);
+  const uint16_t* dout = head_slice<uint16_t>(p, p.dout, bh);
+  const int64_t mask_off = mask_offset(p, bh);
   load_tile(ks, ldq, k + j0 * p.k.rs, p.k.rs, p.k.cs, p.S - j0, kKeys, p.D, a.dp, a.vk);
   load_tile(vs, ldv, v + j0 * p.v.rs, p.v.rs, p.v.cs, p.S - j0, kKeys, p.Dv, a.dpv, a.vv);
 
@@ -452,10 +443,7 @@ __global__ void __launch_bounds__(kTcThreads)
     load_tile(qs, ldq, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, BQ, p.D, a.dp, a.vq);
     load_tile(dos, ldv, dout + i0 * p.dout.rs, p.dout.rs, p.dout.cs, p.L - i0, BQ, p.Dv, a.dpv,
               a.vdo);
-    for (int e = int(threadIdx.x); e < BQ; e += kTcThreads) {
-      lse_s[e] = i0 + e < p.L ? lse[bh * p.L + i0 + e] : kInf;  // +inf: P = 0
-      delta_s[e] = i0 + e < p.L ? delta[bh * p.L + i0 + e] : 0.0f;
-    }
+    load_row_stats(lse_s, delta_s, lse, delta, p, bh, i0, BQ, kTcThreads);
     __syncthreads();
     // Sᵀ = K Qᵀ and dPᵀ = V dOᵀ; element e of block n is (key g + 8 (e / 2), query 8 n + 2 t + e %
     // 2).
