@@ -31,8 +31,8 @@ namespace {
 
 const Device kCuda = Device::cuda(0);
 
-const DType kAllDtypes[] = {kFloat32, kFloat64, kFloat16, kBFloat16, kInt32, kInt64, kUInt8, kBool};
-const DType kFloatDtypes[] = {kFloat32, kFloat64, kFloat16, kBFloat16};
+using test::kAllDtypes;
+using test::kFloatDtypes;
 
 const UnaryOp kUnaryOps[] = {
     UnaryOp::Neg,  UnaryOp::Abs,  UnaryOp::Sign,     UnaryOp::Square,    UnaryOp::Reciprocal,
@@ -85,16 +85,8 @@ double hi_of(DType d, double float_hi) {
 
 std::vector<Tensor> to_cuda(const std::vector<Tensor>& ts) {
   std::vector<Tensor> out;
-  for (const Tensor& t : ts) out.push_back(raw::to(t, kCuda));
+  for (const Tensor& t : ts) out.push_back(test::to_cuda(t));
   return out;
-}
-
-// The message of a CUDA error with the device suffix of describe() removed, comparable with the
-// CPU message.
-std::string without_device(std::string s) {
-  const std::string tag = "@" + kCuda.str();
-  for (size_t p = s.find(tag); p != std::string::npos; p = s.find(tag)) s.erase(p, tag.size());
-  return s;
 }
 
 // The CUDA result equals the CPU result: same dtype and shape, and per element the same value
@@ -134,7 +126,7 @@ void expect_same(const std::string& what, const std::vector<Tensor>& inputs, con
   const std::string cpu_error = test::error_message([&] { want = op(cpu_inputs); });
   const std::string cuda_error = test::error_message([&] { got = op(cuda_inputs); });
   if (!cpu_error.empty() || !cuda_error.empty()) {
-    EXPECT_EQ(without_device(cuda_error), cpu_error) << "the CPU and CUDA errors differ";
+    EXPECT_EQ(test::without_cuda_suffix(cuda_error), cpu_error) << "the CPU and CUDA errors differ";
     return;
   }
   EXPECT_TRUE(matches(got, want, rel));
@@ -177,53 +169,63 @@ std::string label(const std::string& op, DType d, const char* layout) {
   return op + " " + std::string(dtype_name(d)) + " " + layout;
 }
 
+// For every unary op, dtype of `dtypes` and layout: expect_same named "<op><suffix> <dtype>
+// <layout>" of apply(op, layout, inputs) on inputs(dtype, layout), within unary_tolerance.
+template <typename Dtypes>
+void expect_unary_cases(
+    const std::string& suffix, const Dtypes& dtypes,
+    const std::function<std::vector<Tensor>(DType, const Layout&)>& inputs,
+    const std::function<Tensor(UnaryOp, const Layout&, const std::vector<Tensor>&)>& apply) {
+  for (UnaryOp op : kUnaryOps)
+    for (DType d : dtypes)
+      for (const Layout& l : kLayouts)
+        expect_same(
+            label(unary_op_name(op) + suffix, d, l.name), inputs(d, l),
+            [&](const std::vector<Tensor>& in) { return apply(op, l, in); },
+            unary_tolerance(op, d));
+}
+
 }  // namespace
 
 TEST(CudaElementwise, UnaryMatchesCpuForEveryOpDtypeAndLayout) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (UnaryOp op : kUnaryOps)
-    for (DType d : kAllDtypes)
-      for (const Layout& l : kLayouts) {
-        const Tensor x = values(l.base, d, 1, lo_of(d, -3.0), d == kUInt8 ? 255.0 : hi_of(d, 3.0));
-        expect_same(
-            label(unary_op_name(op), d, l.name), {x},
-            [&](const std::vector<Tensor>& in) { return raw::unary(op, l.view(in[0])); },
-            unary_tolerance(op, d));
-      }
+  expect_unary_cases(
+      "", kAllDtypes,
+      [](DType d, const Layout& l) {
+        return std::vector<Tensor>{
+            values(l.base, d, 1, lo_of(d, -3.0), d == kUInt8 ? 255.0 : hi_of(d, 3.0))};
+      },
+      [](UnaryOp op, const Layout& l, const std::vector<Tensor>& in) {
+        return raw::unary(op, l.view(in[0]));
+      });
 }
 
 TEST(CudaElementwise, UnaryInPlaceOnViewsMatchesCpu) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (UnaryOp op : kUnaryOps)
-    for (DType d : kAllDtypes)
-      for (const Layout& l : kLayouts) {
-        const Tensor x = values(l.base, d, 2, lo_of(d, -3.0), hi_of(d, 3.0));
-        // The whole base is compared: elements outside the view must stay as they were.
-        expect_same(
-            label(std::string(unary_op_name(op)) + "_", d, l.name), {x},
-            [&](const std::vector<Tensor>& in) {
-              raw::unary_(op, l.view(in[0]));
-              return in[0];
-            },
-            unary_tolerance(op, d));
-      }
+  // The whole base is compared: elements outside the view must stay as they were.
+  expect_unary_cases(
+      "_", kAllDtypes,
+      [](DType d, const Layout& l) {
+        return std::vector<Tensor>{values(l.base, d, 2, lo_of(d, -3.0), hi_of(d, 3.0))};
+      },
+      [](UnaryOp op, const Layout& l, const std::vector<Tensor>& in) {
+        raw::unary_(op, l.view(in[0]));
+        return in[0];
+      });
 }
 
 TEST(CudaElementwise, UnaryBackwardMatchesCpuForEveryOp) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (UnaryOp op : kUnaryOps)
-    for (DType d : kFloatDtypes)
-      for (const Layout& l : kLayouts) {
-        const Tensor x = values(l.base, d, 3, -3.0, 3.0);
-        const Tensor g = values(l.base, d, 4, -2.0, 2.0, false);
-        expect_same(
-            label(std::string(unary_op_name(op)) + "_backward", d, l.name), {g, x},
-            [&](const std::vector<Tensor>& in) {
-              const Tensor xv = l.view(in[1]);
-              return raw::unary_backward(op, l.view(in[0]), xv, raw::unary(op, xv));
-            },
-            unary_tolerance(op, d));
-      }
+  expect_unary_cases(
+      "_backward", kFloatDtypes,
+      [](DType d, const Layout& l) {
+        return std::vector<Tensor>{values(l.base, d, 4, -2.0, 2.0, false),
+                                   values(l.base, d, 3, -3.0, 3.0)};
+      },
+      [](UnaryOp op, const Layout& l, const std::vector<Tensor>& in) {
+        const Tensor xv = l.view(in[1]);
+        return raw::unary_backward(op, l.view(in[0]), xv, raw::unary(op, xv));
+      });
   // Integer inputs are refused with the CPU's message.
   expect_same("relu_backward int32", {values({4}, kInt32, 5, -3, 3), values({4}, kInt32, 6, -3, 3)},
               [](const std::vector<Tensor>& in) {

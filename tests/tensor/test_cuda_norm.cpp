@@ -21,7 +21,7 @@ using namespace cxr;
 namespace {
 
 const Device kGpu = Device::cuda(0);
-const DType kFloatTypes[] = {kFloat32, kFloat64, kFloat16, kBFloat16};
+using test::kFloatDtypes;
 
 Tensor gpu(const Tensor& t) {
   return t.defined() ? raw::to(t, kGpu) : t;
@@ -96,7 +96,7 @@ TEST(CudaLayerNorm, ForwardAndBackwardMatchCpu) {
   const std::vector<Case> cases = {{{3, 37}, 1},   {{2, 5, 7, 9}, 2}, {{4, 1}, 1},
                                    {{300, 67}, 1}, {{2, 1000}, 1},    {{0, 8}, 1}};
   for (const Case& c : cases)
-    for (DType dt : kFloatTypes)
+    for (DType dt : kFloatDtypes)
       for (int affine = 0; affine < 4; ++affine) {  // bit 0: weight, bit 1: bias
         const Shape norm_shape(c.shape.end() - c.normalized_ndim, c.shape.end());
         Tensor x = random(c.shape, dt, 1);
@@ -120,7 +120,7 @@ TEST(CudaLayerNorm, ForwardAndBackwardMatchCpu) {
 TEST(CudaLayerNorm, FewLongRowsMatchCpu) {
   CXR_SKIP_WITHOUT_CUDA();
   for (const Shape& shape : std::vector<Shape>{{3, 20001}, {1, 70001}, {2, 3, 4099}})
-    for (DType dt : kFloatTypes)
+    for (DType dt : kFloatDtypes)
       for (bool affine : {true, false}) {
         const Shape norm_shape = {shape.back()};
         Tensor x = random(shape, dt, 8, 0.5);
@@ -161,7 +161,7 @@ TEST(CudaGroupNorm, ForwardAndBackwardMatchCpu) {
   const std::vector<Case> cases = {{{2, 40, 7, 9}, 1},  {{2, 40, 7, 9}, 8}, {{3, 64, 1, 1}, 32},
                                    {{1, 96, 7, 9}, 32}, {{2, 6, 5}, 3},     {{0, 8, 3, 3}, 4}};
   for (const Case& c : cases)
-    for (DType dt : kFloatTypes)
+    for (DType dt : kFloatDtypes)
       for (bool silu : {false, true})
         for (bool affine : {true, false}) {
           Tensor x = random(c.shape, dt, 11);
@@ -192,7 +192,7 @@ TEST(CudaGroupNorm, SmallBatchLargeMapsMatchCpu) {
   const std::vector<Case> cases = {
       {{2, 320, 64, 64}, 32}, {{1, 64, 67, 67}, 32}, {{1, 32, 181, 181}, 32}, {{2, 8, 4099}, 2}};
   for (const Case& c : cases)
-    for (DType dt : kFloatTypes)
+    for (DType dt : kFloatDtypes)
       for (bool silu : {false, true}) {
         Tensor x = random(c.shape, dt, 15, 0.5);
         Tensor w = random({c.shape[1]}, dt, 16, 1.0), b = random({c.shape[1]}, dt, 17);
@@ -211,11 +211,34 @@ TEST(CudaGroupNorm, SmallBatchLargeMapsMatchCpu) {
 // ---- batch norm
 // ----------------------------------------------------------------------------------
 
+namespace {
+
+// batch_norm in training mode (momentum 0.1, eps 1e-5) run `steps` times on the CPU tensors and
+// on GPU copies, each side updating its own copy of the float32 running statistics rm_c / rv_c:
+// the outputs, the running statistics and the backward pass of the last step match.
+void check_batch_norm_training(const Tensor& x, const Tensor& w, const Tensor& b, const Tensor& gy,
+                               Tensor rm_c, Tensor rv_c, int steps, const std::string& what) {
+  const DType dt = x.dtype();
+  Tensor rm_g = gpu(rm_c), rv_g = gpu(rv_c);
+  raw::NormResult rc, rg;
+  for (int step = 0; step < steps; ++step) {
+    rc = raw::batch_norm(x, w, b, rm_c, rv_c, true, 0.1, 1e-5);
+    rg = raw::batch_norm(gpu(x), gpu(w), gpu(b), rm_g, rv_g, true, 0.1, 1e-5);
+  }
+  expect_norm_match(rg, rc, dt, what);
+  expect_match(rm_g, rm_c, kFloat32, what + " running_mean");
+  expect_match(rv_g, rv_c, kFloat32, what + " running_var");
+  expect_grads_match(raw::batch_norm_backward(gpu(gy), gpu(x), rg, gpu(w), true),
+                     raw::batch_norm_backward(gy, x, rc, w, true), dt, what, 10.0);
+}
+
+}  // namespace
+
 TEST(CudaBatchNorm, TrainingMatchesCpuWithRunningStatistics) {
   CXR_SKIP_WITHOUT_CUDA();
   const std::vector<Shape> shapes = {{5, 37}, {4, 37, 7, 9}, {2, 3, 1, 1}, {3, 64, 5, 5}};
   for (const Shape& shape : shapes)
-    for (DType dt : kFloatTypes)
+    for (DType dt : kFloatDtypes)
       for (bool affine : {true, false}) {
         const int64_t c = shape[1];
         Tensor x = random(shape, dt, 21, 0.5);
@@ -224,18 +247,8 @@ TEST(CudaBatchNorm, TrainingMatchesCpuWithRunningStatistics) {
         Tensor gy = random(shape, dt, 24);
         // float32 running statistics (as nn::BatchNorm2d keeps them), updated twice.
         Tensor rm_c = random({c}, kFloat32, 25), rv_c = raw::full({c}, 1.5, kFloat32);
-        Tensor rm_g = gpu(rm_c), rv_g = gpu(rv_c);
-        const std::string what = name("batch_norm train", shape, dt) + (affine ? " affine" : "");
-        raw::NormResult rc, rg;
-        for (int step = 0; step < 2; ++step) {
-          rc = raw::batch_norm(x, w, b, rm_c, rv_c, true, 0.1, 1e-5);
-          rg = raw::batch_norm(gpu(x), gpu(w), gpu(b), rm_g, rv_g, true, 0.1, 1e-5);
-        }
-        expect_norm_match(rg, rc, dt, what);
-        expect_match(rm_g, rm_c, kFloat32, what + " running_mean");
-        expect_match(rv_g, rv_c, kFloat32, what + " running_var");
-        expect_grads_match(raw::batch_norm_backward(gpu(gy), gpu(x), rg, gpu(w), true),
-                           raw::batch_norm_backward(gy, x, rc, w, true), dt, what, 10.0);
+        check_batch_norm_training(x, w, b, gy, rm_c, rv_c, 2,
+                                  name("batch_norm train", shape, dt) + (affine ? " affine" : ""));
       }
 }
 
@@ -243,21 +256,13 @@ TEST(CudaBatchNorm, TrainingMatchesCpuWithRunningStatistics) {
 TEST(CudaBatchNorm, SmallBatchLargeMapsMatchCpu) {
   CXR_SKIP_WITHOUT_CUDA();
   for (const Shape& shape : std::vector<Shape>{{2, 8, 100, 100}, {1, 3, 257, 129}})
-    for (DType dt : kFloatTypes) {
+    for (DType dt : kFloatDtypes) {
       const int64_t c = shape[1];
       Tensor x = random(shape, dt, 26, 0.5);
       Tensor w = random({c}, dt, 27, 1.0), b = random({c}, dt, 28);
       Tensor gy = random(shape, dt, 29);
       Tensor rm_c = raw::zeros({c}, kFloat32), rv_c = raw::ones({c}, kFloat32);
-      Tensor rm_g = gpu(rm_c), rv_g = gpu(rv_c);
-      const std::string what = name("batch_norm train", shape, dt);
-      raw::NormResult rc = raw::batch_norm(x, w, b, rm_c, rv_c, true, 0.1, 1e-5);
-      raw::NormResult rg = raw::batch_norm(gpu(x), gpu(w), gpu(b), rm_g, rv_g, true, 0.1, 1e-5);
-      expect_norm_match(rg, rc, dt, what);
-      expect_match(rm_g, rm_c, kFloat32, what + " running_mean");
-      expect_match(rv_g, rv_c, kFloat32, what + " running_var");
-      expect_grads_match(raw::batch_norm_backward(gpu(gy), gpu(x), rg, gpu(w), true),
-                         raw::batch_norm_backward(gy, x, rc, w, true), dt, what, 10.0);
+      check_batch_norm_training(x, w, b, gy, rm_c, rv_c, 1, name("batch_norm train", shape, dt));
     }
 }
 
@@ -285,7 +290,7 @@ TEST(CudaBatchNorm, RunningStatisticsOfOtherDtypesAndStrides) {
 TEST(CudaBatchNorm, EvalMatchesCpu) {
   CXR_SKIP_WITHOUT_CUDA();
   for (const Shape& shape : std::vector<Shape>{{5, 37}, {2, 37, 7, 9}, {3, 4, 1, 1}})
-    for (DType dt : kFloatTypes) {
+    for (DType dt : kFloatDtypes) {
       const int64_t c = shape[1];
       Tensor x = random(shape, dt, 41);
       Tensor w = random({c}, dt, 42, 1.0), b = random({c}, dt, 43);
@@ -332,7 +337,7 @@ TEST(CudaEmbedding, ForwardAndBackwardMatchCpu) {
   // the block size and one above it.
   const std::vector<int64_t> idx = {3, 0, 3, 7, 3, 0, 9, 3, 1, 5, 2, 8};
   for (int64_t dim : {1, 5, 300})
-    for (DType dt : kFloatTypes)
+    for (DType dt : kFloatDtypes)
       for (DType it : {kInt64, kInt32}) {
         Tensor table = random({10, dim}, dt, 61);
         Tensor indices = raw::to(raw::from_vector(idx, {3, 4}), it);

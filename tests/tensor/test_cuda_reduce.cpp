@@ -21,31 +21,19 @@ using namespace cxr;
 
 namespace {
 
-const std::vector<DType> kFloats = {kFloat32, kFloat64, kFloat16, kBFloat16};
-const std::vector<DType> kAll = {kFloat32, kFloat64, kFloat16, kBFloat16,
-                                 kInt32,   kInt64,   kUInt8,   kBool};
+using test::kAllDtypes;
+using test::kFloatDtypes;
 
 Device gpu() {
   return Device::cuda(0);
 }
 Tensor on_gpu(const Tensor& t) {
-  return raw::to(t, gpu());
+  return test::to_cuda(t);
 }
 
 // Relative tolerance of a result in `d` (the integer results are exact).
 double tol(DType d) {
-  switch (d) {
-    case kFloat32:
-      return 1e-5;
-    case kFloat64:
-      return 1e-12;
-    case kFloat16:
-      return 1e-2;
-    case kBFloat16:
-      return 4e-2;
-    default:
-      return 0.0;
-  }
+  return test::cuda_tolerance(d);
 }
 
 // Values for `dtype`: uniform in [-4, 4) for floats, small integers otherwise (0/1 for bool,
@@ -92,6 +80,19 @@ Tensor expect_matches(const std::string& what, const Tensor& x, const Op& op, do
   return actual;
 }
 
+// An op with its name in failure messages.
+struct NamedOp {
+  std::string name;
+  Op op;
+};
+
+// Each op(view(x)) on the GPU equals the CPU result exactly (values and indices): expect_matches
+// with no tolerance, named "<op name><suffix>".
+void expect_exact(const std::vector<NamedOp>& ops, const std::string& suffix, const Tensor& x,
+                  const View& view = identity) {
+  for (const NamedOp& o : ops) expect_matches(o.name + suffix, x, o.op, 0, 0, view);
+}
+
 // The largest sum of |x| over the reduced dims (of the float64 values): the scale of a sum's
 // rounding error. `mean` divides it by the reduced count.
 double sum_scale(const Tensor& x, const std::vector<int64_t>& dims, bool mean) {
@@ -122,7 +123,7 @@ const std::vector<ViewCase> kViews = {
 
 TEST(CudaReduce, SumOverDimSetsEveryDtypeAndView) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType dt : kAll) {
+  for (DType dt : kAllDtypes) {
     const Tensor x = sample({5, 7, 9}, dt, 1);
     for (const ViewCase& v : kViews)
       for (const auto& dims : kDimSets)
@@ -166,7 +167,7 @@ TEST(CudaReduce, ReductionsOfExpandedInputs) {
 
 TEST(CudaReduce, MeanVarStdOverDimSetsFloatDtypes) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType dt : kFloats) {
+  for (DType dt : kFloatDtypes) {
     const Tensor x = sample({6, 5, 11}, dt, 2);
     const double t = tol(dt);
     for (const ViewCase& v : kViews)
@@ -267,19 +268,16 @@ TEST(CudaReduce, ReductionsAreBitwiseDeterministic) {
 
 TEST(CudaReduce, AmaxAminOverDimSetsEveryDtypeAndView) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType dt : kAll) {
+  for (DType dt : kAllDtypes) {
     const Tensor x = sample({5, 7, 9}, dt, 6);
     for (const ViewCase& v : kViews)
       for (const auto& dims : kDimSets)
         for (bool keep : {false, true}) {
           const std::string tag =
               std::string(v.name) + " dims " + dims_str(dims) + (keep ? " keepdim" : "");
-          expect_matches(
-              "amax " + tag, x, [&](const Tensor& a) { return raw::amax(a, dims, keep); }, 0, 0,
-              v.view);
-          expect_matches(
-              "amin " + tag, x, [&](const Tensor& a) { return raw::amin(a, dims, keep); }, 0, 0,
-              v.view);
+          expect_exact({{"amax", [&](const Tensor& a) { return raw::amax(a, dims, keep); }},
+                        {"amin", [&](const Tensor& a) { return raw::amin(a, dims, keep); }}},
+                       " " + tag, x, v.view);
         }
   }
 }
@@ -287,7 +285,7 @@ TEST(CudaReduce, AmaxAminOverDimSetsEveryDtypeAndView) {
 // Few distinct values, so most rows have ties: the indices must be the first occurrence.
 TEST(CudaReduce, MaxMinArgmaxArgminTiesTakeTheFirstIndex) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType dt : kAll) {
+  for (DType dt : kAllDtypes) {
     Generator gen(7);
     const Tensor x = raw::to(raw::randint(0, 2, {4, 33, 300}, gen, kInt64), dt);
     for (const ViewCase& v : kViews)
@@ -295,21 +293,13 @@ TEST(CudaReduce, MaxMinArgmaxArgminTiesTakeTheFirstIndex) {
         for (bool keep : {false, true}) {
           const std::string tag = std::string(v.name) + " dim " + std::to_string(dim) +
                                   (keep ? " keepdim" : "") + " " + dname(dt);
-          expect_matches(
-              "max values " + tag, x,
-              [&](const Tensor& a) { return raw::max(a, dim, keep).values; }, 0, 0, v.view);
-          expect_matches(
-              "max indices " + tag, x,
-              [&](const Tensor& a) { return raw::max(a, dim, keep).indices; }, 0, 0, v.view);
-          expect_matches(
-              "min indices " + tag, x,
-              [&](const Tensor& a) { return raw::min(a, dim, keep).indices; }, 0, 0, v.view);
-          expect_matches(
-              "argmax " + tag, x, [&](const Tensor& a) { return raw::argmax(a, dim, keep); }, 0, 0,
-              v.view);
-          expect_matches(
-              "argmin " + tag, x, [&](const Tensor& a) { return raw::argmin(a, dim, keep); }, 0, 0,
-              v.view);
+          expect_exact(
+              {{"max values", [&](const Tensor& a) { return raw::max(a, dim, keep).values; }},
+               {"max indices", [&](const Tensor& a) { return raw::max(a, dim, keep).indices; }},
+               {"min indices", [&](const Tensor& a) { return raw::min(a, dim, keep).indices; }},
+               {"argmax", [&](const Tensor& a) { return raw::argmax(a, dim, keep); }},
+               {"argmin", [&](const Tensor& a) { return raw::argmin(a, dim, keep); }}},
+              " " + tag, x, v.view);
         }
   }
 }
@@ -331,7 +321,7 @@ TEST(CudaReduce, TiesAcrossChunksOfALongRow) {
 TEST(CudaReduce, NaNPropagatesAsOnTheCpu) {
   CXR_SKIP_WITHOUT_CUDA();
   const float nan = std::numeric_limits<float>::quiet_NaN();
-  for (DType dt : kFloats) {
+  for (DType dt : kFloatDtypes) {
     for (int64_t n : {5, 40, 3000, 20000}) {
       std::vector<float> v(size_t(3 * n));
       for (size_t i = 0; i < v.size(); ++i) v[i] = float(int64_t(i * 7919 % 23) - 11);
@@ -343,12 +333,10 @@ TEST(CudaReduce, NaNPropagatesAsOnTheCpu) {
       const double t = tol(dt);
       expect_matches(
           "sum" + tag, x, [](const Tensor& a) { return raw::sum(a, {1}); }, t, t * 12 * double(n));
-      expect_matches(
-          "amax" + tag, x, [](const Tensor& a) { return raw::amax(a, {1}); }, 0, 0);
-      expect_matches(
-          "argmax" + tag, x, [](const Tensor& a) { return raw::argmax(a, 1); }, 0, 0);
-      expect_matches(
-          "argmin" + tag, x, [](const Tensor& a) { return raw::argmin(a, 1); }, 0, 0);
+      expect_exact({{"amax", [](const Tensor& a) { return raw::amax(a, {1}); }},
+                    {"argmax", [](const Tensor& a) { return raw::argmax(a, 1); }},
+                    {"argmin", [](const Tensor& a) { return raw::argmin(a, 1); }}},
+                   tag, x);
       expect_matches(
           "logsumexp" + tag, x, [](const Tensor& a) { return raw::logsumexp(a, {1}); }, t, t);
       expect_matches(
@@ -369,7 +357,7 @@ TEST(CudaReduce, NaNPropagatesAsOnTheCpu) {
 TEST(CudaReduce, LogsumexpOverDimSetsWithInfinities) {
   CXR_SKIP_WITHOUT_CUDA();
   const double inf = std::numeric_limits<double>::infinity();
-  for (DType dt : kFloats) {
+  for (DType dt : kFloatDtypes) {
     const double t = tol(dt);
     const Tensor x = sample({4, 6, 300}, dt, 8);
     for (const ViewCase& v : kViews)
@@ -391,7 +379,7 @@ TEST(CudaReduce, LogsumexpOverDimSetsWithInfinities) {
 TEST(CudaReduce, NormsOfEveryPOverDimSets) {
   CXR_SKIP_WITHOUT_CUDA();
   const double inf = std::numeric_limits<double>::infinity();
-  for (DType dt : kFloats) {
+  for (DType dt : kFloatDtypes) {
     const Tensor x = raw::binary(BinaryOp::Mul, sample({5, 8, 70}, dt, 9), 0.25);
     for (double p : {0.0, 1.0, 2.0, 3.0, 0.5, -1.5, inf, -inf})
       for (const ViewCase& v : kViews)
@@ -413,7 +401,7 @@ TEST(CudaReduce, NormsOfEveryPOverDimSets) {
 
 TEST(CudaReduce, CumsumAlongEveryDimEveryDtype) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType dt : kAll) {
+  for (DType dt : kAllDtypes) {
     const Tensor x = sample({4, 5, 6}, dt, 10);
     const double t = tol(dt);
     for (const ViewCase& v : kViews)
@@ -464,7 +452,7 @@ TEST(CudaReduce, ColumnReductionsOfLeadingDims) {
   CXR_SKIP_WITHOUT_CUDA();
   const std::vector<Shape> shapes = {{100003, 7}, {4099, 1000}, {3, 70001}, {257, 3, 129}};
   for (const Shape& shape : shapes)
-    for (DType dt : kAll) {
+    for (DType dt : kAllDtypes) {
       const Tensor x = sample(shape, dt, 31);
       const std::vector<int64_t> dims =
           shape.size() == 3 ? std::vector<int64_t>{0, 1} : std::vector<int64_t>{0};
@@ -531,7 +519,7 @@ TEST(CudaReduce, ColumnReductionsOfLeadingDims) {
 
 TEST(CudaSoftmax, ForwardAndBackwardAlongLastAndMiddleDims) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType dt : kFloats) {
+  for (DType dt : kFloatDtypes) {
     const double t = tol(dt);
     for (int64_t n : {1, 7, 32, 33, 1000, 1025, 5000}) {
       const Tensor x = sample({3, n, 4}, dt, uint64_t(n) + 13);
@@ -586,7 +574,7 @@ TEST(CudaSoftmax, NegativeInfinityEntriesAndMixedGradDtype) {
   CXR_SKIP_WITHOUT_CUDA();
   const double inf = std::numeric_limits<double>::infinity();
   std::vector<double> v = {-inf, 0.0, 1.0, -inf, -inf, 2.0, -inf, -inf, -inf, -inf, 3.0, 3.0};
-  for (DType dt : kFloats) {
+  for (DType dt : kFloatDtypes) {
     const Tensor x = raw::to(raw::from_vector(v, {3, 4}), dt);
     const double t = tol(dt);
     expect_matches(
