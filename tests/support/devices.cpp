@@ -51,6 +51,11 @@ void expect_matches_reference(const Tensor& got, const Tensor& expected, DType d
   EXPECT_TRUE(close_to_reference(cpu_f64(got), expected, tolerance, 1.0));
 }
 
+void expect_matches_tf32_reference(const Tensor& got, const Tensor& expected, DType dtype,
+                                   const std::string& what) {
+  expect_matches_reference(got, expected, dtype, cuda_tolerance(dtype, 5e-3), what);
+}
+
 std::string without_cuda_suffix(std::string message) {
   const std::string suffix = "@cuda:0";
   for (size_t at; (at = message.find(suffix)) != std::string::npos;)

@@ -63,6 +63,11 @@ Tensor ints(const std::vector<int64_t>& v, const Shape& shape, DType dtype = kIn
 void expect_matches_reference(const Tensor& got, const Tensor& expected, DType dtype,
                               double tolerance, const std::string& what);
 
+// expect_matches_reference of an op that runs on TF32 tensor cores in float32 (matmul, conv:
+// 10-bit mantissa inputs, float32 accumulation): float32 within 5e-3.
+void expect_matches_tf32_reference(const Tensor& got, const Tensor& expected, DType dtype,
+                                   const std::string& what);
+
 // `message` without the "@cuda:0" that describe() appends to tensors on cuda:0.
 std::string without_cuda_suffix(std::string message);
 

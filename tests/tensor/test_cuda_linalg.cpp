@@ -20,31 +20,18 @@ namespace {
 
 using test::cpu_f64;
 using test::kFloatDtypes;
+using test::spread_input;
 using test::to_cuda;
-
-// TF32 tensor cores on float32: 10-bit mantissa inputs, float32 accumulation.
-constexpr double kFloat32Tolerance = 5e-3;
-
-// Values spread over [-2, 2), rounded to `dtype`, on the CPU.
-Tensor input(const Shape& shape, DType dtype) {
-  return test::spread_input(shape, dtype);
-}
-
-// `got` (a CUDA result) has the dtype and shape of the CPU float64 reference and its values.
-void expect_matches(const Tensor& got, const Tensor& expected, DType dtype,
-                    const std::string& what) {
-  test::expect_matches_reference(got, expected, dtype,
-                                 test::cuda_tolerance(dtype, kFloat32Tolerance), what);
-}
 
 // matmul of views made by `view_a` / `view_b` from CPU tensors of shapes sa, sb, on CUDA vs CPU.
 template <typename ViewA, typename ViewB>
 void check_matmul(const Shape& sa, const Shape& sb, ViewA view_a, ViewB view_b,
                   const std::string& what) {
   for (DType dtype : kFloatDtypes) {
-    const Tensor a = input(sa, dtype), b = input(sb, dtype);
+    const Tensor a = spread_input(sa, dtype), b = spread_input(sb, dtype);
     const Tensor expected = raw::matmul(view_a(cpu_f64(a)), view_b(cpu_f64(b)));
-    expect_matches(raw::matmul(view_a(to_cuda(a)), view_b(to_cuda(b))), expected, dtype, what);
+    test::expect_matches_tf32_reference(raw::matmul(view_a(to_cuda(a)), view_b(to_cuda(b))),
+                                        expected, dtype, what);
   }
 }
 
@@ -113,64 +100,70 @@ TEST(CudaLinalg, MatmulDegenerateSizes) {
 TEST(CudaLinalg, Bmm) {
   CXR_SKIP_WITHOUT_CUDA();
   for (DType dtype : kFloatDtypes) {
-    const Tensor a = input({4, 13, 17}, dtype), b = input({4, 11, 17}, dtype);
+    const Tensor a = spread_input({4, 13, 17}, dtype), b = spread_input({4, 11, 17}, dtype);
     const Tensor expected = raw::bmm(cpu_f64(a), raw::transpose(cpu_f64(b), 1, 2));
-    expect_matches(raw::bmm(to_cuda(a), raw::transpose(to_cuda(b), 1, 2)), expected, dtype,
-                   "bmm [4, 13, 17] x [4, 11, 17]^T");
+    test::expect_matches_tf32_reference(raw::bmm(to_cuda(a), raw::transpose(to_cuda(b), 1, 2)),
+                                        expected, dtype, "bmm [4, 13, 17] x [4, 11, 17]^T");
   }
 }
 
 TEST(CudaLinalg, Linear) {
   CXR_SKIP_WITHOUT_CUDA();
   for (DType dtype : kFloatDtypes) {
-    const Tensor x = input({3, 5, 17}, dtype), w = input({11, 17}, dtype), b = input({11}, dtype);
-    expect_matches(raw::linear(to_cuda(x), to_cuda(w), to_cuda(b)),
-                   raw::linear(cpu_f64(x), cpu_f64(w), cpu_f64(b)), dtype, "linear with bias");
-    expect_matches(raw::linear(to_cuda(x), to_cuda(w), Tensor()),
-                   raw::linear(cpu_f64(x), cpu_f64(w), Tensor()), dtype, "linear without bias");
-    const Tensor v = input({17}, dtype);
-    expect_matches(raw::linear(to_cuda(v), to_cuda(w), to_cuda(b)),
-                   raw::linear(cpu_f64(v), cpu_f64(w), cpu_f64(b)), dtype, "linear of a vector");
+    const Tensor x = spread_input({3, 5, 17}, dtype), w = spread_input({11, 17}, dtype),
+                 b = spread_input({11}, dtype);
+    test::expect_matches_tf32_reference(raw::linear(to_cuda(x), to_cuda(w), to_cuda(b)),
+                                        raw::linear(cpu_f64(x), cpu_f64(w), cpu_f64(b)), dtype,
+                                        "linear with bias");
+    test::expect_matches_tf32_reference(raw::linear(to_cuda(x), to_cuda(w), Tensor()),
+                                        raw::linear(cpu_f64(x), cpu_f64(w), Tensor()), dtype,
+                                        "linear without bias");
+    const Tensor v = spread_input({17}, dtype);
+    test::expect_matches_tf32_reference(raw::linear(to_cuda(v), to_cuda(w), to_cuda(b)),
+                                        raw::linear(cpu_f64(v), cpu_f64(w), cpu_f64(b)), dtype,
+                                        "linear of a vector");
     // Leading dims that do not collapse into one row stride, and a transposed weight.
-    const Tensor xp = input({5, 3, 17}, dtype), wt = input({17, 11}, dtype);
+    const Tensor xp = spread_input({5, 3, 17}, dtype), wt = spread_input({17, 11}, dtype);
     auto px = [](const Tensor& t) { return raw::permute(t, {1, 0, 2}); };
     auto tw = [](const Tensor& t) { return raw::transpose(t, 0, 1); };
-    expect_matches(raw::linear(px(to_cuda(xp)), tw(to_cuda(wt)), to_cuda(b)),
-                   raw::linear(px(cpu_f64(xp)), tw(cpu_f64(wt)), cpu_f64(b)), dtype,
-                   "linear of permuted input, transposed weight");
+    test::expect_matches_tf32_reference(raw::linear(px(to_cuda(xp)), tw(to_cuda(wt)), to_cuda(b)),
+                                        raw::linear(px(cpu_f64(xp)), tw(cpu_f64(wt)), cpu_f64(b)),
+                                        dtype, "linear of permuted input, transposed weight");
     // No input features: the output is the bias.
-    const Tensor x0 = input({4, 0}, dtype), w0 = input({6, 0}, dtype), b6 = input({6}, dtype);
-    expect_matches(raw::linear(to_cuda(x0), to_cuda(w0), to_cuda(b6)),
-                   raw::linear(cpu_f64(x0), cpu_f64(w0), cpu_f64(b6)), dtype,
-                   "linear with 0 features");
+    const Tensor x0 = spread_input({4, 0}, dtype), w0 = spread_input({6, 0}, dtype),
+                 b6 = spread_input({6}, dtype);
+    test::expect_matches_tf32_reference(raw::linear(to_cuda(x0), to_cuda(w0), to_cuda(b6)),
+                                        raw::linear(cpu_f64(x0), cpu_f64(w0), cpu_f64(b6)), dtype,
+                                        "linear with 0 features");
   }
 }
 
 TEST(CudaLinalg, Deterministic) {
   CXR_SKIP_WITHOUT_CUDA();
   for (DType dtype : kFloatDtypes) {
-    const Tensor a = to_cuda(input({3, 65, 130}, dtype)), b = to_cuda(input({130, 77}, dtype));
+    const Tensor a = to_cuda(spread_input({3, 65, 130}, dtype)),
+                 b = to_cuda(spread_input({130, 77}, dtype));
     EXPECT_TRUE(test::bitwise_equal(raw::matmul(a, b), raw::matmul(a, b))) << dtype_name(dtype);
   }
 }
 
 TEST(CudaLinalg, Errors) {
   CXR_SKIP_WITHOUT_CUDA();
-  const Tensor a = input({3, 4}, kFloat32), b = input({5, 6}, kFloat32);
-  EXPECT_ERROR_CONTAINS(raw::matmul(to_cuda(a), input({4, 6}, kFloat32)),
+  const Tensor a = spread_input({3, 4}, kFloat32), b = spread_input({5, 6}, kFloat32);
+  EXPECT_ERROR_CONTAINS(raw::matmul(to_cuda(a), spread_input({4, 6}, kFloat32)),
                         "expected all tensors on one device");
   EXPECT_ERROR_CONTAINS(
-      raw::linear(to_cuda(a), to_cuda(input({6, 4}, kFloat32)), input({6}, kFloat32)),
+      raw::linear(to_cuda(a), to_cuda(spread_input({6, 4}, kFloat32)), spread_input({6}, kFloat32)),
       "expected all tensors on one device");
   auto mm = [](const Tensor& x, const Tensor& y) { raw::matmul(x, y); };
   auto bmm = [](const Tensor& x, const Tensor& y) { raw::bmm(x, y); };
   auto lin = [](const Tensor& x, const Tensor& y) { raw::linear(x, y, Tensor()); };
   EXPECT_SAME_ERROR(mm, a, b);
-  EXPECT_SAME_ERROR(mm, input({2, 3, 4}, kFloat32), input({3, 4, 5}, kFloat32));
-  EXPECT_SAME_ERROR(mm, a, input({4, 6}, kFloat64));
-  EXPECT_SAME_ERROR(mm, raw::to(a, kInt64), raw::to(input({4, 6}, kFloat32), kInt64));
-  EXPECT_SAME_ERROR(bmm, input({2, 3, 4}, kFloat32), input({3, 4, 5}, kFloat32));
-  EXPECT_SAME_ERROR(bmm, a, input({4, 6}, kFloat32));
+  EXPECT_SAME_ERROR(mm, spread_input({2, 3, 4}, kFloat32), spread_input({3, 4, 5}, kFloat32));
+  EXPECT_SAME_ERROR(mm, a, spread_input({4, 6}, kFloat64));
+  EXPECT_SAME_ERROR(mm, raw::to(a, kInt64), raw::to(spread_input({4, 6}, kFloat32), kInt64));
+  EXPECT_SAME_ERROR(bmm, spread_input({2, 3, 4}, kFloat32), spread_input({3, 4, 5}, kFloat32));
+  EXPECT_SAME_ERROR(bmm, a, spread_input({4, 6}, kFloat32));
   EXPECT_SAME_ERROR(lin, a, b);
 }
 
