@@ -13,7 +13,6 @@
 #include "support/compare.h"
 #include "support/devices.h"
 #include "support/errors.h"
-#include "support/tensors.h"
 #include "tensor/ops.h"
 
 using namespace cxr;
