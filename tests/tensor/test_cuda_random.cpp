@@ -70,7 +70,7 @@ const std::vector<DrawCase> kDraws = {{0, 0, 0},
                                       {7, 123456789, 1001},
                                       {(uint64_t(1) << 40) + 7, 3, 4099},
                                       {2024, 0, (1 << 20) + 3}};
-const DType kFloatTypes[] = {kFloat32, kFloat64, kFloat16, kBFloat16};
+using test::kFloatDtypes;
 
 }  // namespace
 
@@ -176,7 +176,7 @@ TEST(RandomDefaultDevice, ExplicitCpuDeviceEqualsTheDefault) {
 TEST(CudaRandom, RandMatchesCpuBitwise) {
   CXR_SKIP_WITHOUT_CUDA();
   for (const DrawCase& c : kDraws)
-    for (DType dt : kFloatTypes) {
+    for (DType dt : kFloatDtypes) {
       GenPair g(c.seed, c.offset);
       Tensor cpu = raw::rand({c.n}, g.cpu, dt, -2.0, 3.5);
       Tensor gpu = raw::rand({c.n}, g.gpu, dt, -2.0, 3.5, kGpu);
@@ -187,7 +187,7 @@ TEST(CudaRandom, RandMatchesCpuBitwise) {
 TEST(CudaRandom, RandnMatchesCpuBitwise) {
   CXR_SKIP_WITHOUT_CUDA();
   for (const DrawCase& c : kDraws)
-    for (DType dt : kFloatTypes) {
+    for (DType dt : kFloatDtypes) {
       GenPair g(c.seed, c.offset);
       Tensor cpu = raw::randn({c.n}, g.cpu, dt, 0.25, 1.5);
       Tensor gpu = raw::randn({c.n}, g.gpu, dt, 0.25, 1.5, kGpu);
@@ -232,7 +232,7 @@ TEST(CudaRandom, BernoulliScalarMatchesCpuBitwise) {
 TEST(CudaRandom, BernoulliTensorMatchesCpuBitwise) {
   CXR_SKIP_WITHOUT_CUDA();
   for (const DrawCase& c : kDraws)
-    for (DType dt : kFloatTypes) {
+    for (DType dt : kFloatDtypes) {
       Generator pg(c.seed + 1);
       Tensor p = raw::rand({c.n}, pg, dt);
       GenPair g(c.seed, c.offset);
@@ -267,7 +267,7 @@ TEST(CudaRandom, DropoutMatchesCpuBitwise) {
   CXR_SKIP_WITHOUT_CUDA();
   for (const DrawCase& c : kDraws)
     for (double p : {0.0, 0.3, 1.0})
-      for (DType dt : kFloatTypes) {
+      for (DType dt : kFloatDtypes) {
         Generator xg(c.seed + 2);
         Tensor x = raw::randn({c.n}, xg, dt);
         GenPair g(c.seed, c.offset);

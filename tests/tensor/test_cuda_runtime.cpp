@@ -17,8 +17,7 @@ using namespace cxr;
 
 namespace {
 
-const std::vector<DType> kAll = {kFloat32, kFloat64, kFloat16, kBFloat16,
-                                 kInt32,   kInt64,   kUInt8,   kBool};
+using test::kAllDtypes;
 
 Tensor sample(const Shape& shape, DType dtype, uint64_t seed) {
   Generator gen(seed);
@@ -44,7 +43,7 @@ TEST(CudaRuntime, MissingDeviceIndexIsNamed) {
 
 TEST(CudaRuntime, RoundTripPreservesEveryDtypeBitwise) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType d : kAll) {
+  for (DType d : kAllDtypes) {
     Tensor host = sample({3, 257}, d, 7);
     Tensor dev = raw::to(host, Device::cuda(0));
     EXPECT_EQ(dev.device(), Device::cuda(0));
@@ -80,7 +79,7 @@ TEST(CudaRuntime, StridedAndBroadcastCopiesAcrossDevices) {
 
 TEST(CudaRuntime, FillsAndConstantsOnDevice) {
   CXR_SKIP_WITHOUT_CUDA();
-  for (DType d : kAll) {
+  for (DType d : kAllDtypes) {
     Tensor dev = raw::full({4, 33}, 3.0, d, Device::cuda(0));
     EXPECT_TRUE(test::bitwise_equal(raw::to(dev, Device::cpu()), raw::full({4, 33}, 3.0, d)))
         << dtype_name(d);
