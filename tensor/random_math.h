@@ -27,6 +27,16 @@ CXR_HD void philox_block(uint64_t seed, uint64_t block, uint32_t out[4]) {
   Philox4x32::block(ctr, key, out);
 }
 
+// Horner's rule: horner(z, c0, c1, ..., cn) = (((c0 z + c1) z + c2) ...) z + cn, one rounded
+// multiply and one rounded add per step (x - c and x + (-c) are the same IEEE operation).
+CXR_HD double horner(double, double p) {
+  return p;
+}
+template <typename... Rest>
+CXR_HD double horner(double z, double p, double c, Rest... rest) {
+  return horner(z, p * z + c, rest...);
+}
+
 // log(x) for a positive normal finite x (Box-Muller's u1 in [2^-24, 1]). x = 2^e m with m in
 // [sqrt(1/2), sqrt(2)), f = m - 1 (exact), s = f / (2 + f): log(1 + f) = 2 atanh(s)
 // = f - s (f - R(s^2)) with R(z) = 2z/3 + 2z^2/5 + ... (|s| <= 0.172, so eleven terms leave a
@@ -46,18 +56,9 @@ CXR_HD double log_f64(double x) {
   const double f = m - 1.0;
   const double s = f / (2.0 + f);
   const double z = s * s;
-  double r = 2.0 / 23.0;
-  r = r * z + 2.0 / 21.0;
-  r = r * z + 2.0 / 19.0;
-  r = r * z + 2.0 / 17.0;
-  r = r * z + 2.0 / 15.0;
-  r = r * z + 2.0 / 13.0;
-  r = r * z + 2.0 / 11.0;
-  r = r * z + 2.0 / 9.0;
-  r = r * z + 2.0 / 7.0;
-  r = r * z + 2.0 / 5.0;
-  r = r * z + 2.0 / 3.0;
-  r = r * z;
+  const double r = horner(z, 2.0 / 23.0, 2.0 / 21.0, 2.0 / 19.0, 2.0 / 17.0, 2.0 / 15.0, 2.0 / 13.0,
+                          2.0 / 11.0, 2.0 / 9.0, 2.0 / 7.0, 2.0 / 5.0, 2.0 / 3.0) *
+                   z;
   constexpr double kLn2Hi = 0.6931471806019545;       // ln 2 rounded to 32 significant bits
   constexpr double kLn2Lo = -4.2009150726810846e-11;  // ln 2 - kLn2Hi
   return e * kLn2Hi + (f - (s * (f - r) - e * kLn2Lo));
@@ -74,25 +75,15 @@ CXR_HD void sincos_f64(double a, double* sin_out, double* cos_out) {
   r = r - q * 2.0222662487111665e-21;
   r = r - q * 8.4784276603689e-32;
   const double z = r * r;
-  double ps = -8.22063524662433e-18;  // -1/19!
-  ps = ps * z + 2.8114572543455206e-15;
-  ps = ps * z - 7.647163731819816e-13;
-  ps = ps * z + 1.6059043836821613e-10;
-  ps = ps * z - 2.505210838544172e-08;
-  ps = ps * z + 2.7557319223985893e-06;
-  ps = ps * z - 0.0001984126984126984;
-  ps = ps * z + 0.008333333333333333;
-  ps = ps * z - 0.16666666666666666;
+  // -1/19!, 1/17!, ..., -1/3!
+  const double ps = horner(z, -8.22063524662433e-18, 2.8114572543455206e-15, -7.647163731819816e-13,
+                           1.6059043836821613e-10, -2.505210838544172e-08, 2.7557319223985893e-06,
+                           -0.0001984126984126984, 0.008333333333333333, -0.16666666666666666);
   const double s = r + r * (z * ps);
-  double pc = 4.110317623312165e-19;  // 1/20!
-  pc = pc * z - 1.5619206968586225e-16;
-  pc = pc * z + 4.779477332387385e-14;
-  pc = pc * z - 1.1470745597729725e-11;
-  pc = pc * z + 2.08767569878681e-09;
-  pc = pc * z - 2.755731922398589e-07;
-  pc = pc * z + 2.48015873015873e-05;
-  pc = pc * z - 0.001388888888888889;
-  pc = pc * z + 0.041666666666666664;
+  // 1/20!, -1/18!, ..., 1/4!
+  const double pc = horner(z, 4.110317623312165e-19, -1.5619206968586225e-16, 4.779477332387385e-14,
+                           -1.1470745597729725e-11, 2.08767569878681e-09, -2.755731922398589e-07,
+                           2.48015873015873e-05, -0.001388888888888889, 0.041666666666666664);
   const double c = 1.0 - (0.5 * z - (z * z) * pc);
   switch (int(q) & 3) {
     case 0:
