@@ -36,17 +36,12 @@ Tensor random(const Shape& shape, DType dt, uint64_t seed, double offset = 0.0) 
 struct Tol {
   double rtol, atol;
 };
+// The shared per-dtype tolerance (support/devices.h) as both rtol and atol; float64 uses rtol
+// 1e-11, atol 1e-12.
 Tol tol(DType dt) {
-  switch (dt) {
-    case kFloat64:
-      return {1e-11, 1e-12};
-    case kFloat16:
-      return {1e-2, 1e-2};
-    case kBFloat16:
-      return {4e-2, 4e-2};
-    default:
-      return {1e-5, 1e-5};
-  }
+  if (dt == kFloat64) return {1e-11, 1e-12};
+  const double t = test::cuda_tolerance(dt);
+  return {t, t};
 }
 
 // The GPU result lives on the device and matches the CPU's dtype, shape and values (or both are
