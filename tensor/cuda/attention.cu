@@ -80,11 +80,14 @@ constexpr int keys_per_warp(int dch) {
   return dch >= 16 ? 1 : 16 / dch;
 }
 
-// dst[r * ld + c] = src[r * rs + c * cs] for r < valid, 0 for valid <= r < rows; c < cols. All
-// threads of the block take part (consecutive threads read consecutive columns).
+// dst[r * ld + c] = element (first + r, c) of `src`, the batch·head slice of operand `view`, for
+// first + r < n, 0 for the rest of rows; c < cols. All threads of the block take part
+// (consecutive threads read consecutive columns).
 template <typename T, typename Acc>
-__device__ void load_tile(Acc* dst, int ld, const T* src, int64_t rs, int64_t cs, int64_t valid,
-                          int rows, int cols) {
+__device__ void load_tile(Acc* dst, int ld, const T* src, const View& view, int64_t first,
+                          int64_t n, int rows, int cols) {
+  src += first * view.rs;
+  const int64_t rs = view.rs, cs = view.cs, valid = n - first;
   for (int e = int(threadIdx.x); e < rows * cols; e += kThreadsPerBlock) {
     const int r = e / cols, c = e % cols;
     dst[r * ld + c] = r < valid ? convert<Acc>(src[r * rs + c * cs]) : Acc(0);
@@ -175,7 +178,7 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   const T* k = head_slice<T>(p, p.k, bh);
   const T* v = head_slice<T>(p, p.v, bh);
   const int64_t mask_off = mask_offset(p, bh);
-  load_tile(qs, D, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, Br, D);
+  load_tile(qs, D, q, p.q, i0, p.L, Br, D);
 
   Acc o[R][DCH], m[R], l[R];
 #pragma unroll
@@ -189,8 +192,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   const int64_t j_end = p.causal ? std::min<int64_t>(p.S, i0 + Br) : p.S;
   for (int64_t j0 = 0; j0 < j_end; j0 += Bc) {
     __syncthreads();  // the previous tile is consumed
-    load_tile(ks, D + 1, k + j0 * p.k.rs, p.k.rs, p.k.cs, p.S - j0, Bc, D);
-    load_tile(vs, Dv, v + j0 * p.v.rs, p.v.rs, p.v.cs, p.S - j0, Bc, Dv);
+    load_tile(ks, D + 1, k, p.k, j0, p.S, Bc, D);
+    load_tile(vs, Dv, v, p.v, j0, p.S, Bc, Dv);
     __syncthreads();
     // Scores: lane owns keys lane + 32 t.
     Acc s[R][KPL] = {};
@@ -286,8 +289,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   const T* v = head_slice<T>(p, p.v, bh);
   const T* dout = head_slice<T>(p, p.dout, bh);
   const int64_t mask_off = mask_offset(p, bh);
-  load_tile(qs, D, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, Br, D);
-  load_tile(dos, Dv, dout + i0 * p.dout.rs, p.dout.rs, p.dout.cs, p.L - i0, Br, Dv);
+  load_tile(qs, D, q, p.q, i0, p.L, Br, D);
+  load_tile(dos, Dv, dout, p.dout, i0, p.L, Br, Dv);
 
   Acc acc[R][DCH], row_lse[R], row_delta[R];
 #pragma unroll
@@ -301,8 +304,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   const int64_t j_end = p.causal ? std::min<int64_t>(p.S, i0 + Br) : p.S;
   for (int64_t j0 = 0; j0 < j_end; j0 += Bc) {
     __syncthreads();
-    load_tile(ks, D + 1, k + j0 * p.k.rs, p.k.rs, p.k.cs, p.S - j0, Bc, D);
-    load_tile(vs, Dv + 1, v + j0 * p.v.rs, p.v.rs, p.v.cs, p.S - j0, Bc, Dv);
+    load_tile(ks, D + 1, k, p.k, j0, p.S, Bc, D);
+    load_tile(vs, Dv + 1, v, p.v, j0, p.S, Bc, Dv);
     __syncthreads();
     // S = Q Kᵀ and dP = dO Vᵀ: lane owns keys lane + 32 t.
     Acc s[R][KPL] = {}, dp[R][KPL] = {};
@@ -368,8 +371,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   const T* v = head_slice<T>(p, p.v, bh);
   const T* dout = head_slice<T>(p, p.dout, bh);
   const int64_t mask_off = mask_offset(p, bh);
-  load_tile(ks, D, k + j0 * p.k.rs, p.k.rs, p.k.cs, p.S - j0, Bk, D);
-  load_tile(vs, Dv, v + j0 * p.v.rs, p.v.rs, p.v.cs, p.S - j0, Bk, Dv);
+  load_tile(ks, D, k, p.k, j0, p.S, Bk, D);
+  load_tile(vs, Dv, v, p.v, j0, p.S, Bk, Dv);
 
   Acc gk[Rk][DCH], gv[Rk][DCH];
 #pragma unroll
@@ -379,8 +382,8 @@ __global__ void __launch_bounds__(kThreadsPerBlock)
   // Under causal, rows before j0 see none of these keys.
   for (int64_t i0 = p.causal ? std::min<int64_t>(j0, p.L) : 0; i0 < p.L; i0 += Bq) {
     __syncthreads();
-    load_tile(qs, D + 1, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, Bq, D);
-    load_tile(dos, Dv + 1, dout + i0 * p.dout.rs, p.dout.rs, p.dout.cs, p.L - i0, Bq, Dv);
+    load_tile(qs, D + 1, q, p.q, i0, p.L, Bq, D);
+    load_tile(dos, Dv + 1, dout, p.dout, i0, p.L, Bq, Dv);
     load_row_stats(lse_s, delta_s, lse, delta, p, bh, i0, Bq, kThreadsPerBlock);
     __syncthreads();
     // S = K Qᵀ and dP = V dOᵀ for the warp's keys: lane owns queries lane + 32 t.
