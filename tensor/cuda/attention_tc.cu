@@ -145,11 +145,14 @@ __device__ void c_to_a(uint32_t (&a)[4], const float (&x)[N][4], int kt) {
   a[3] = pack<BF16>(x[2 * kt + 1][2], x[2 * kt + 1][3]);
 }
 
-// dst[r][c] = src[r·rs + c·cs] for r < valid and c < cols, 0 for the rest of rows × cols16 (rows
-// past the problem, head-dim padding). With vec (cs = 1, 16-byte aligned rows, cols % 8 = 0) 8
+// dst[r][c] = element (first + r, c) of `src`, the batch·head slice of operand `view`, for
+// first + r < n and c < cols, 0 for the rest of rows × cols16 (rows past the problem, head-dim
+// padding). With vec (cs = 1, 16-byte aligned rows, cols % 8 = 0) 8
 // values move at a time. All threads of the block take part.
-__device__ void load_tile(uint16_t* dst, int ld, const uint16_t* src, int64_t rs, int64_t cs,
-                          int64_t valid, int rows, int cols, int cols16, bool vec) {
+__device__ void load_tile(uint16_t* dst, int ld, const uint16_t* src, const View& view,
+                          int64_t first, int64_t n, int rows, int cols, int cols16, bool vec) {
+  src += first * view.rs;
+  const int64_t rs = view.rs, cs = view.cs, valid = n - first;
   if (vec) {
     const int chunks = cols16 / 8;
     for (int e = int(threadIdx.x); e < rows * chunks; e += kTcThreads) {
@@ -268,7 +271,7 @@ __global__ void __launch_bounds__(kTcThreads)
   const uint16_t* k = head_slice<uint16_t>(p, p.k, bh);
   const uint16_t* v = head_slice<uint16_t>(p, p.v, bh);
   const int64_t mask_off = mask_offset(p, bh);
-  load_tile(qs, ldq, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, kRows, p.D, a.dp, a.vq);
+  load_tile(qs, ldq, q, p.q, i0, p.L, kRows, p.D, a.dp, a.vq);
 
   float o[NO][4] = {}, m[2] = {-kInf, -kInf}, l[2] = {0, 0};
   const int64_t row0 = i0 + 16 * warp;  // the warp's first row
@@ -276,8 +279,8 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t j_end = p.causal ? std::min<int64_t>(p.S, i0 + kRows) : p.S;
   for (int64_t j0 = 0; j0 < j_end; j0 += kKeys) {
     __syncthreads();  // the previous tile is consumed
-    load_tile(ks, ldq, k + j0 * p.k.rs, p.k.rs, p.k.cs, p.S - j0, kKeys, p.D, a.dp, a.vk);
-    load_tile(vs, ldv, v + j0 * p.v.rs, p.v.rs, p.v.cs, p.S - j0, kKeys, p.Dv, a.dpv, a.vv);
+    load_tile(ks, ldq, k, p.k, j0, p.S, kKeys, p.D, a.dp, a.vk);
+    load_tile(vs, ldv, v, p.v, j0, p.S, kKeys, p.Dv, a.dpv, a.vv);
     __syncthreads();
     float s[NS][4];
     scores<BF16>(s, qs + 16 * warp * ldq, ldq, ks, ldq, a.dp);
@@ -363,9 +366,8 @@ __global__ void __launch_bounds__(kTcThreads)
   const uint16_t* v = head_slice<uint16_t>(p, p.v, bh);
   const uint16_t* dout = head_slice<uint16_t>(p, p.dout, bh);
   const int64_t mask_off = mask_offset(p, bh);
-  load_tile(qs, ldq, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, kRows, p.D, a.dp, a.vq);
-  load_tile(dos, ldv, dout + i0 * p.dout.rs, p.dout.rs, p.dout.cs, p.L - i0, kRows, p.Dv, a.dpv,
-            a.vdo);
+  load_tile(qs, ldq, q, p.q, i0, p.L, kRows, p.D, a.dp, a.vq);
+  load_tile(dos, ldv, dout, p.dout, i0, p.L, kRows, p.Dv, a.dpv, a.vdo);
 
   const int64_t row0 = i0 + 16 * warp;
   float row_lse[2], row_delta[2];
@@ -379,8 +381,8 @@ __global__ void __launch_bounds__(kTcThreads)
   const int64_t j_end = p.causal ? std::min<int64_t>(p.S, i0 + kRows) : p.S;
   for (int64_t j0 = 0; j0 < j_end; j0 += kKeys) {
     __syncthreads();
-    load_tile(ks, ldq, k + j0 * p.k.rs, p.k.rs, p.k.cs, p.S - j0, kKeys, p.D, a.dp, a.vk);
-    load_tile(vs, ldv, v + j0 * p.v.rs, p.v.rs, p.v.cs, p.S - j0, kKeys, p.Dv, a.dpv, a.vv);
+    load_tile(ks, ldq, k, p.k, j0, p.S, kKeys, p.D, a.dp, a.vk);
+    load_tile(vs, ldv, v, p.v, j0, p.S, kKeys, p.Dv, a.dpv, a.vv);
     __syncthreads();
     float s[NS][4], dp[NS][4];
     scores<BF16>(s, qs + 16 * warp * ldq, ldq, ks, ldq, a.dp);
@@ -432,17 +434,16 @@ __global__ void __launch_bounds__(kTcThreads)
   const uint16_t* v = head_slice<uint16_t>(p, p.v, bh);
   const uint16_t* dout = head_slice<uint16_t>(p, p.dout, bh);
   const int64_t mask_off = mask_offset(p, bh);
-  load_tile(ks, ldq, k + j0 * p.k.rs, p.k.rs, p.k.cs, p.S - j0, kKeys, p.D, a.dp, a.vk);
-  load_tile(vs, ldv, v + j0 * p.v.rs, p.v.rs, p.v.cs, p.S - j0, kKeys, p.Dv, a.dpv, a.vv);
+  load_tile(ks, ldq, k, p.k, j0, p.S, kKeys, p.D, a.dp, a.vk);
+  load_tile(vs, ldv, v, p.v, j0, p.S, kKeys, p.Dv, a.dpv, a.vv);
 
   const int64_t key0 = j0 + 16 * warp;  // the warp's first key
   float gk[NK][4] = {}, gv[NK][4] = {};
   // Under causal, rows before j0 see none of these keys.
   for (int64_t i0 = p.causal ? std::min<int64_t>(j0, p.L) : 0; i0 < p.L; i0 += BQ) {
     __syncthreads();
-    load_tile(qs, ldq, q + i0 * p.q.rs, p.q.rs, p.q.cs, p.L - i0, BQ, p.D, a.dp, a.vq);
-    load_tile(dos, ldv, dout + i0 * p.dout.rs, p.dout.rs, p.dout.cs, p.L - i0, BQ, p.Dv, a.dpv,
-              a.vdo);
+    load_tile(qs, ldq, q, p.q, i0, p.L, BQ, p.D, a.dp, a.vq);
+    load_tile(dos, ldv, dout, p.dout, i0, p.L, BQ, p.Dv, a.dpv, a.vdo);
     load_row_stats(lse_s, delta_s, lse, delta, p, bh, i0, BQ, kTcThreads);
     __syncthreads();
     // Sᵀ = K Qᵀ and dPᵀ = V dOᵀ; element e of block n is (key g + 8 (e / 2), query 8 n + 2 t + e %
