@@ -55,16 +55,9 @@ void run_sample(const SampleCommandOptions& o) {
   CXR_CHECK(!uses_masks || ld.controlnet, "sample: mode ", models::condition_mode_name(so.mode),
             " needs a ControlNet (a controlnet/ folder in --model, or --controlnet)");
 
-  const nlohmann::json settings = {{"model", o.model},
-                                   {"controlnet", o.controlnet},
-                                   {"mode", models::condition_mode_name(so.mode)},
-                                   {"scheduler", so.scheduler},
-                                   {"steps", so.steps},
-                                   {"guidance_scale", so.guidance_scale},
-                                   {"conditioning_scale", so.conditioning_scale},
-                                   {"eta", so.eta},
-                                   {"height", so.height},
-                                   {"width", so.width}};
+  nlohmann::json settings = sampling_settings(so);
+  settings["model"] = o.model;
+  settings["controlnet"] = o.controlnet;
   SampleOutput out(o.out, settings, jobs.label_names);
   run_sample_jobs(ld, jobs, out, so, o.batch);
   std::fprintf(stderr, "sample: %zu images in %s (synthetic.csv lists them)\n", jobs.jobs.size(),

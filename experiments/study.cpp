@@ -167,16 +167,9 @@ std::string prepare_pool(const StudyConfig& s, const StudyTask& t, const CellKey
   models::SampleOptions so = s.sampling;
   so.mode = models::parse_condition_mode(seg ? t.segmentation.mode : "t2i");
   // height/width 0 = the generator's native size (resolved when images are made).
-  const nlohmann::json settings = {{"generator", relocatable(gen.folder, run_dir.string())},
-                                   {"generator_sha256", gen.sha256},
-                                   {"mode", models::condition_mode_name(so.mode)},
-                                   {"scheduler", so.scheduler},
-                                   {"steps", so.steps},
-                                   {"guidance_scale", so.guidance_scale},
-                                   {"conditioning_scale", so.conditioning_scale},
-                                   {"eta", so.eta},
-                                   {"height", so.height},
-                                   {"width", so.width}};
+  nlohmann::json settings = sampling_settings(so);
+  settings["generator"] = relocatable(gen.folder, run_dir.string());
+  settings["generator_sha256"] = gen.sha256;
   const nlohmann::json complete = {{"images", count}, {"settings", settings}};
   const fs::path marker = pool / "complete.json";
   if (read_json_or_null(marker) != complete) {

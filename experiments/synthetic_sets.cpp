@@ -212,6 +212,17 @@ models::LatentDiffusion load_sampling_pipeline(const std::string& model,
   return ld;
 }
 
+nlohmann::json sampling_settings(const models::SampleOptions& options) {
+  return {{"mode", models::condition_mode_name(options.mode)},
+          {"scheduler", options.scheduler},
+          {"steps", options.steps},
+          {"guidance_scale", options.guidance_scale},
+          {"conditioning_scale", options.conditioning_scale},
+          {"eta", options.eta},
+          {"height", options.height},
+          {"width", options.width}};
+}
+
 void run_sample_jobs(const models::LatentDiffusion& model, const SampleJobs& jobs,
                      SampleOutput& out, const models::SampleOptions& options, int64_t batch) {
   CXR_CHECK(batch >= 1, "sample: the batch size must be >= 1, got ", batch);

@@ -35,6 +35,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "data/mask_ops.h"
 #include "data/sample.h"
 #include "experiments/sample_jobs.h"
@@ -91,6 +93,10 @@ SampleJobs plan_classification_jobs(const std::vector<std::string>& label_names,
 models::LatentDiffusion load_sampling_pipeline(const std::string& model,
                                                const std::string& controlnet = "",
                                                Device device = Device::cpu());
+
+// The settings of `options` that shape an image (mode, scheduler, steps, guidance, conditioning
+// scale, eta, height, width), as recorded beside generated images and compared on resume.
+nlohmann::json sampling_settings(const models::SampleOptions& options);
 
 void run_sample_jobs(const models::LatentDiffusion& model, const SampleJobs& jobs,
                      SampleOutput& out, const models::SampleOptions& options, int64_t batch);
