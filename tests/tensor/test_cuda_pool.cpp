@@ -14,6 +14,7 @@
 #include "support/compare.h"
 #include "support/devices.h"
 #include "support/errors.h"
+#include "support/pool_cases.h"
 #include "tensor/ops.h"
 
 using namespace cxr;

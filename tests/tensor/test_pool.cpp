@@ -10,6 +10,7 @@
 #include "support/devices.h"
 #include "support/errors.h"
 #include "support/fixtures.h"
+#include "support/pool_cases.h"
 #include "tensor/ops.h"
 
 using namespace cxr;
