@@ -110,15 +110,20 @@ void pack_panels_avx512(int64_t len, int64_t k, const float* src, int64_t stride
     for (int64_t r = 0; r < panels; ++r, dst += w * k, src += w * stride_len) {
       const int64_t n = std::min<int64_t>(w, len - r * w);
       for (int i0 = 0; i0 < w; i0 += 16)
-        for (int64_t p = 0; p < k; p += 16)
+        for (int64_t p = 0; p < k; p += 16) {
+          if (const int64_t ahead = p + 16 * kPackPrefetchAhead; ahead < k)
+            for (int i = 0; i < valid(n, i0); ++i)
+              __builtin_prefetch(src + (i0 + i) * stride_len + ahead, 0, 3);
           transpose_16x16(src + i0 * stride_len + p, stride_len, valid(n, i0),
                           static_cast<int>(std::min<int64_t>(16, k - p)), dst + p * w + i0, w,
                           std::min(16, w - i0));
+        }
     }
     return;
   }
   if (stride_len == 1) {
-    for (int64_t p = 0; p < k; ++p)
+    for (int64_t p = 0; p < k; ++p) {
+      if (p + kPackPrefetchAhead < k) prefetch_run(src + (p + kPackPrefetchAhead) * stride_k, len);
       for (int64_t r = 0; r < panels; ++r) {
         const int64_t n = std::min<int64_t>(w, len - r * w);
         const float* in = src + p * stride_k + r * w;
@@ -127,6 +132,7 @@ void pack_panels_avx512(int64_t len, int64_t k, const float* src, int64_t stride
           _mm512_mask_storeu_ps(out + i0, mask(std::min(16, w - i0)),
                                 _mm512_maskz_loadu_ps(mask(valid(n, i0)), in + i0));
       }
+    }
     return;
   }
   pack_panels_generic(len, k, src, stride_len, stride_k, w, dst);

@@ -95,6 +95,20 @@ constexpr std::array<MicroKernel<typename Vec::T>, NR> kernels_by_width() {
   return kernels_by_width<Vec, NR>(std::make_integer_sequence<int, NR>{});
 }
 
+// The packing routines read their source a k-slice (or, for lines contiguous along k, a 16-value
+// step of each line) at a time, as many short runs far apart: from memory, the hardware
+// prefetchers pick such runs up too late. They therefore prefetch the runs kPackPrefetchAhead
+// slices (steps) ahead. On the Zen 5 VM this took a 1x1 convolution's GEMM (M=64, N=3136, K=256,
+// source in memory) from 135 to 217 GFLOP/s on one thread; 2 to 16 ahead all gave 205-217.
+constexpr int64_t kPackPrefetchAhead = 4;
+
+// Prefetches the cache lines of [p, p + count) into L1.
+template <typename T>
+inline void prefetch_run(const T* p, int64_t count) {
+  constexpr int64_t kLine = 64 / sizeof(T);
+  for (int64_t i = 0; i < count; i += kLine) __builtin_prefetch(p + i, 0, 3);
+}
+
 // Defined in gemm_avx512.cpp, gemm_avx2.cpp and gemm_scalar.cpp; call only the supported ones.
 GemmKernel<float> sgemm_kernel_avx512();
 GemmKernel<float> sgemm_kernel_avx2();

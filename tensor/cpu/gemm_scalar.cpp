@@ -13,13 +13,15 @@ void pack_panels_generic(int64_t len, int64_t k, const T* src, int64_t stride_le
                          int w, T* dst) {
   const int64_t panels = (len + w - 1) / w;
   if (stride_len == 1) {  // k-slices are contiguous in the source: copy each across all panels
-    for (int64_t p = 0; p < k; ++p)
+    for (int64_t p = 0; p < k; ++p) {
+      if (p + kPackPrefetchAhead < k) prefetch_run(src + (p + kPackPrefetchAhead) * stride_k, len);
       for (int64_t r = 0; r < panels; ++r) {
         const int64_t n = std::min<int64_t>(w, len - r * w);
         T* out = dst + r * w * k + p * w;
         std::memcpy(out, src + p * stride_k + r * w, sizeof(T) * n);
         for (int64_t i = n; i < w; ++i) out[i] = T(0);
       }
+    }
     return;
   }
   // Otherwise walk each source line along k (contiguous when stride_k == 1), scattering by w.
