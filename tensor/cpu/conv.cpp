@@ -107,44 +107,63 @@ Strides4 strides4(const Tensor& t) {
 // im2col buffers are not faulted in afresh on every convolution.
 template <typename T>
 T* scratch(int slot, int64_t count) {
-  thread_local std::vector<T> buffers[2];  // slot 0: im2col columns, 1: a chunk matrix
+  thread_local std::vector<T> buffers[3];  // slot 0: dcol, 1: a chunk matrix, 2: Im2col blocks
   std::vector<T>& b = buffers[slot];
   if (int64_t(b.size()) < count) b.resize(size_t(count));
   return b.data();
 }
 
+// Where kernel tap k = (ic, ki, kj) reads from an input of strides xs: output pixel (oh, ow) reads
+// input row oh*sh + row_off and input column ow*sw + col_off of plane `plane` (an offset), which
+// lies inside the image for the output columns [ow_lo, ow_hi).
+struct Tap {
+  int64_t plane, row_off, col_off, ow_lo, ow_hi;
+};
+Tap conv_tap(const ConvShape& s, int64_t plane_stride, int64_t k) {
+  const int64_t taps = s.kh * s.kw;
+  const int64_t ic = k / taps, ki = (k % taps) / s.kw, kj = k % s.kw;
+  const int64_t off_w = kj * s.dw - s.pw;
+  const int64_t ow_lo = off_w >= 0 ? 0 : std::min(s.ow, (-off_w + s.sw - 1) / s.sw);
+  const int64_t ow_hi = s.w - 1 - off_w < 0 ? 0 : std::min(s.ow, (s.w - 1 - off_w) / s.sw + 1);
+  return {ic * plane_stride, ki * s.dh - s.ph, off_w, ow_lo, ow_hi};
+}
+
 // im2col for rows [k_begin, k_end) of the columns [p0, p0 + np) of one image: col[k, j] is the
 // input pixel that kernel tap k of output pixel p0 + j reads (0 in the padding). `x` points at
-// channel 0 of the group in that image; the row stride of col is `ld`.
+// channel 0 of the group in that image; row k is written at col + (k - k_begin) * ld. Taps are
+// taken in blocks whose geometry is worked out once, and each output row is located once per block.
 template <typename T>
 void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0, int64_t np,
                  int64_t k_begin, int64_t k_end, T* col, int64_t ld) {
-  const int64_t taps = s.kh * s.kw;
-  for (int64_t k = k_begin; k < k_end; ++k) {
-    const int64_t ic = k / taps, ki = (k % taps) / s.kw, kj = k % s.kw;
-    const T* plane = x + ic * xs.c;
-    T* row = col + k * ld;
-    // Output columns whose input column iw = ow*sw - pw + kj*dw lies inside [0, W).
-    const int64_t off_w = kj * s.dw - s.pw;
-    const int64_t ow_lo = off_w >= 0 ? 0 : std::min(s.ow, (-off_w + s.sw - 1) / s.sw);
-    const int64_t ow_hi = s.w - 1 - off_w < 0 ? 0 : std::min(s.ow, (s.w - 1 - off_w) / s.sw + 1);
+  constexpr int64_t kTapBlock = 32;
+  Tap taps[kTapBlock];
+  const int64_t sw = s.sw, xw = xs.w;  // locals: the copy loops must not reload them
+  for (int64_t kb = k_begin; kb < k_end; kb += kTapBlock) {
+    const int64_t nk = std::min(kTapBlock, k_end - kb);
+    for (int64_t t = 0; t < nk; ++t) taps[t] = conv_tap(s, xs.c, kb + t);
     for (int64_t j = 0; j < np;) {
       const int64_t p = p0 + j, oh = p / s.ow, ow0 = p % s.ow;
       const int64_t ow1 = std::min(s.ow, ow0 + (np - j));
-      T* dst = row + j - ow0;  // dst[ow] for ow in [ow0, ow1)
-      const int64_t ih = oh * s.sh - s.ph + ki * s.dh;
-      if (ih < 0 || ih >= s.h) {
-        for (int64_t ow = ow0; ow < ow1; ++ow) dst[ow] = T(0);
-      } else {
-        const T* src = plane + ih * xs.h;  // src[iw * xs.w] = x[ih, iw]
-        const int64_t lo = std::clamp(ow_lo, ow0, ow1), hi = std::clamp(ow_hi, lo, ow1);
-        for (int64_t ow = ow0; ow < lo; ++ow) dst[ow] = T(0);
-        if (s.sw == 1 && xs.w == 1) {
-          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[ow + off_w];
-        } else {
-          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[(ow * s.sw + off_w) * xs.w];
+      for (int64_t t = 0; t < nk; ++t) {
+        const Tap& tap = taps[t];
+        T* dst = col + (kb + t - k_begin) * ld + j - ow0;  // dst[ow] for ow in [ow0, ow1)
+        const int64_t ih = oh * s.sh + tap.row_off;
+        if (ih < 0 || ih >= s.h) {
+          std::fill(dst + ow0, dst + ow1, T(0));
+          continue;
         }
-        for (int64_t ow = hi; ow < ow1; ++ow) dst[ow] = T(0);
+        const T* src = x + tap.plane + ih * xs.h;  // src[iw * xs.w] = x[ih, iw]
+        const int64_t lo = std::clamp(tap.ow_lo, ow0, ow1), hi = std::clamp(tap.ow_hi, lo, ow1);
+        std::fill(dst + ow0, dst + lo, T(0));
+        if (sw == 1 && xw == 1) {
+          std::copy(src + lo + tap.col_off, src + hi + tap.col_off, dst + lo);
+        } else if (xw == 1) {
+          const T* in = src + tap.col_off;
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[ow * sw];
+        } else {
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[(ow * sw + tap.col_off) * xw];
+        }
+        std::fill(dst + hi, dst + ow1, T(0));
       }
       j += ow1 - ow0;
     }
@@ -157,25 +176,22 @@ void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0,
 template <typename T>
 void col2im_channels(const T* col, int64_t ld, const ConvShape& s, int64_t c_begin, int64_t c_end,
                      T* dx) {
-  const int64_t taps = s.kh * s.kw;
+  const int64_t taps = s.kh * s.kw, hw = s.h * s.w;
   for (int64_t ic = c_begin; ic < c_end; ++ic) {
-    T* plane = dx + ic * s.h * s.w;
-    std::fill(plane, plane + s.h * s.w, T(0));
-    for (int64_t t = 0; t < taps; ++t) {
-      const int64_t ki = t / s.kw, kj = t % s.kw;
-      const T* row = col + (ic * taps + t) * ld;
-      const int64_t off_w = kj * s.dw - s.pw;
-      const int64_t ow_lo = off_w >= 0 ? 0 : std::min(s.ow, (-off_w + s.sw - 1) / s.sw);
-      const int64_t ow_hi = s.w - 1 - off_w < 0 ? 0 : std::min(s.ow, (s.w - 1 - off_w) / s.sw + 1);
+    std::fill(dx + ic * hw, dx + (ic + 1) * hw, T(0));
+    for (int64_t k = ic * taps; k < (ic + 1) * taps; ++k) {
+      const Tap tap = conv_tap(s, hw, k);
+      const T* row = col + k * ld;
       for (int64_t oh = 0; oh < s.oh; ++oh) {
-        const int64_t ih = oh * s.sh - s.ph + ki * s.dh;
+        const int64_t ih = oh * s.sh + tap.row_off;
         if (ih < 0 || ih >= s.h) continue;
-        T* dst = plane + ih * s.w;  // dst[iw] = dx[ih, iw]
+        T* dst = dx + tap.plane + ih * s.w;  // dst[iw] = dx[ic, ih, iw]
         const T* src = row + oh * s.ow;
         if (s.sw == 1) {
-          for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow + off_w] += src[ow];
+          for (int64_t ow = tap.ow_lo; ow < tap.ow_hi; ++ow) dst[ow + tap.col_off] += src[ow];
         } else {
-          for (int64_t ow = ow_lo; ow < ow_hi; ++ow) dst[ow * s.sw + off_w] += src[ow];
+          for (int64_t ow = tap.ow_lo; ow < tap.ow_hi; ++ow)
+            dst[ow * s.sw + tap.col_off] += src[ow];
         }
       }
     }
@@ -283,16 +299,58 @@ void for_each_item(const ConvShape& s, const Plan& pl, F&& body) {
   });
 }
 
-// im2col of an item into col [kdim, cols] (columns image by image).
+// The im2col matrix of an item as a GEMM operand that is packed block by block as the GEMM asks for
+// it and never stored whole: col[k, j] for tap k = (ic, kh, kw) and column j = output pixel
+// p0 + j % np of image j / np. A block is written by im2col_rows into a small buffer that stays in
+// L1 and packed from there, instead of writing all of col (7 MB per ResNet-50 layer1 image) to
+// memory and reading it back. The packed values are exactly those of the stored col.
+//   by_pixel: lines are the columns j, k the taps: the forward pass's B = col [kdim, cols];
+//   else:     lines are the taps, k the columns: the weight gradient's B = colᵀ [cols, kdim].
 template <typename T>
-void im2col_item(const T* xg, const Strides4& xs, const ConvShape& s, const Item& it, T* col) {
-  const int64_t kdim = s.kdim(), rows = it.nb * kdim, cols = it.cols();
-#pragma omp parallel for schedule(static) if (rows * cols >= 65536)
-  for (int64_t r = 0; r < rows; ++r) {
-    const int64_t i = r / kdim, k = r % kdim;
-    im2col_rows(xg + i * xs.n, xs, s, it.p0, it.np, k, k + 1, col + i * it.np, cols);
+class Im2col final : public cpu::PanelSource<T> {
+ public:
+  Im2col(const T* xg, const Strides4& xs, const ConvShape& s, const Item& it, bool by_pixel)
+      : xg_(xg), xs_(xs), s_(s), it_(it), by_pixel_(by_pixel) {}
+
+  void pack(int64_t line0, int64_t len, int64_t k0, int64_t kc, int w, T* dst) const override {
+    if (by_pixel_) {
+      // kSlices taps at a time over all `len` columns, then into the panels' k-slices.
+      constexpr int64_t kSlices = 16;
+      T* buf = scratch<T>(2, kSlices * len);
+      for (int64_t p = 0; p < kc; p += kSlices) {
+        const int64_t n = std::min(kSlices, kc - p);
+        rows(k0 + p, k0 + p + n, line0, len, buf, len);
+        cpu::pack_panels(len, n, buf, 1, len, w, dst + p * w, w * kc);
+      }
+    } else {
+      // One panel's w taps at a time over the kc columns, transposed into the panel.
+      T* buf = scratch<T>(2, w * kc);
+      for (int64_t l = 0; l < len; l += w) {
+        const int64_t n = std::min<int64_t>(w, len - l);
+        rows(line0 + l, line0 + l + n, k0, kc, buf, kc);
+        cpu::pack_panels(n, kc, buf, kc, 1, w, dst + l * kc, w * kc);
+      }
+    }
   }
-}
+
+ private:
+  // Rows [k_begin, k_end) of col over the columns [j0, j0 + count) into m (row k at
+  // m + (k - k_begin) * ld), image by image.
+  void rows(int64_t k_begin, int64_t k_end, int64_t j0, int64_t count, T* m, int64_t ld) const {
+    for (int64_t j = j0; j < j0 + count;) {
+      const int64_t i = j / it_.np, first = j - i * it_.np;
+      const int64_t n = std::min(it_.np - first, j0 + count - j);
+      im2col_rows(xg_ + i * xs_.n, xs_, s_, it_.p0 + first, n, k_begin, k_end, m + (j - j0), ld);
+      j += n;
+    }
+  }
+
+  const T* xg_;
+  Strides4 xs_;
+  const ConvShape& s_;
+  Item it_;
+  bool by_pixel_;
+};
 
 template <typename T>
 void forward_kernel(const Tensor& x, const Tensor& weight, const Tensor& bias, const Tensor& y,
@@ -307,14 +365,6 @@ void forward_kernel(const Tensor& x, const Tensor& weight, const Tensor& bias, c
   for_each_item(s, make_plan(s, kMinColumns, true, true), [&](const Item& it) {
     const int64_t cols = it.cols();
     const T* xg = xp + it.n0 * xs.n + it.g * s.icg * xs.c;
-    // B = the [kdim, cols] input matrix.
-    const T* b = xg + it.p0 * xs.w;
-    int64_t rsb = xs.c, csb = xs.w;
-    if (!(direct_input && it.nb == 1)) {
-      T* col = scratch<T>(0, kdim * cols);
-      im2col_item(xg, xs, s, it, col);
-      b = col, rsb = cols, csb = 1;
-    }
     // C = the [ocg, cols] output, in place for one image, else a chunk matrix scattered after.
     T* yg = yp + it.n0 * s.oc * pix + it.g * s.ocg * pix;
     T* c = it.nb == 1 ? yg + it.p0 : scratch<T>(1, s.ocg * cols);
@@ -324,8 +374,13 @@ void forward_kernel(const Tensor& x, const Tensor& weight, const Tensor& bias, c
       for (int64_t o = 0; o < s.ocg; ++o)
         std::fill(c + o * ldc, c + o * ldc + cols, bp[it.g * s.ocg + o]);
     }
-    gemm(s.ocg, cols, kdim, wp + it.g * s.ocg * kdim, kdim, 1, b, rsb, csb, bp ? T(1) : T(0), c,
-         ldc, 1);
+    // B = the [kdim, cols] input matrix: the image itself, or its im2col.
+    const T* a = wp + it.g * s.ocg * kdim;
+    const T beta = bp ? T(1) : T(0);
+    if (direct_input && it.nb == 1)
+      gemm(s.ocg, cols, kdim, a, kdim, 1, xg + it.p0 * xs.w, xs.c, xs.w, beta, c, ldc, 1);
+    else
+      gemm(s.ocg, cols, kdim, a, kdim, 1, Im2col<T>(xg, xs, s, it, true), beta, c, ldc, 1);
     if (it.nb > 1) scatter_chunk(c, it.nb, s.ocg, pix, s.oc * pix, yg);
   });
 }
@@ -419,15 +474,13 @@ void backward_weight_kernel(const Tensor& gy, const Tensor& x, const Tensor& gw,
         gather_chunk(gyg, gs, nb, s.ocg, s.oh, s.ow, m);
         a = m, rsa = cols, csa = 1;
       }
-      // B = col(X)ᵀ, [cols, kdim].
-      const T* b = xg;
-      int64_t rsb = xs.w, csb = xs.c;
-      if (!(direct_input && nb == 1)) {
-        T* col = scratch<T>(0, kdim * cols);
-        im2col_item(xg, xs, s, Item{g, n0, nb, 0, pix}, col);
-        b = col, rsb = 1, csb = cols;
-      }
-      gemm(s.ocg, kdim, cols, a, rsa, csa, b, rsb, csb, chunk == c0 ? T(0) : T(1), gwg, kdim, 1);
+      // B = col(X)ᵀ, [cols, kdim]: the image itself, or its im2col.
+      const T beta = chunk == c0 ? T(0) : T(1);
+      if (direct_input && nb == 1)
+        gemm(s.ocg, kdim, cols, a, rsa, csa, xg, xs.w, xs.c, beta, gwg, kdim, 1);
+      else
+        gemm(s.ocg, kdim, cols, a, rsa, csa, Im2col<T>(xg, xs, s, Item{g, n0, nb, 0, pix}, false),
+             beta, gwg, kdim, 1);
     }
   });
   if (partials > 1) {

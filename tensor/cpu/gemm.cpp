@@ -31,24 +31,46 @@ namespace {
 using gemm_detail::GemmKernel;
 using gemm_detail::MicroKernel;
 
-// One GEMM call's operands; element (i,k) of A is a[i*rsa + k*csa], likewise for B and C.
+// An operand as the packing sees it: lines (the rows of A, the columns of B) along the reduction
+// index k; the value of (line l, index p) is data[l*stride_line + p*stride_k], unless `source`
+// produces the panels itself.
+template <typename T>
+struct Operand {
+  const T* data;
+  int64_t stride_line, stride_k;
+  const PanelSource<T>* source;
+};
+
+// One GEMM call: C[i,j] = alpha * sum_p a(i, p) b(j, p) + beta * C[i,j], C[i,j] at c[i*rsc +
+// j*csc].
 template <typename T>
 struct Problem {
   int64_t m, n, k;
   T alpha;
-  const T* a;
-  int64_t rsa, csa;
-  const T* b;
-  int64_t rsb, csb;
+  Operand<T> a, b;
   T beta;
   T* c;
   int64_t rsc, csc;
 };
 
-// C^T = B^T A^T: the same product with the roles of rows and columns exchanged.
+// C^T = B^T A^T: the same product with the roles of rows and columns exchanged (A's lines, its
+// rows, are the lines of the new B, its columns).
 template <typename T>
 Problem<T> transposed(const Problem<T>& p) {
-  return {p.n, p.m, p.k, p.alpha, p.b, p.csb, p.rsb, p.a, p.csa, p.rsa, p.beta, p.c, p.csc, p.rsc};
+  return {p.n, p.m, p.k, p.alpha, p.b, p.a, p.beta, p.c, p.csc, p.rsc};
+}
+
+// Packs lines [line0, line0 + len) x indices [k0, k0 + kc) of an operand into panels of width w.
+template <typename T>
+void pack(const GemmKernel<T>& kr, const Operand<T>& op, int64_t line0, int64_t len, int64_t k0,
+          int64_t kc, int64_t w, T* dst) {
+  if (len <= 0) return;
+  if (op.source != nullptr) {
+    op.source->pack(line0, len, k0, kc, static_cast<int>(w), dst);
+    return;
+  }
+  kr.pack(len, kc, op.data + line0 * op.stride_line + k0 * op.stride_k, op.stride_line, op.stride_k,
+          static_cast<int>(w), dst, w * kc);
 }
 
 int64_t ceil_div(int64_t a, int64_t b) {
@@ -216,21 +238,16 @@ void blocked_gemm(const GemmKernel<T>& kr, const Problem<T>& p) {
       for (int64_t pc = 0; pc < p.k; pc += kc_max, ++step) {
         const int64_t kc = std::min(kc_max, p.k - pc);
         const T beta = pc == 0 ? p.beta : T(1);  // later K blocks accumulate onto the first
-        const T* a_src = p.a + pc * p.csa;
-        const T* b_src = p.b + pc * p.rsb + jc * p.csb;
-        T* pack = shared[step % 2];
+        T* shared_pack = shared[step % 2];
         // Pack this thread's share of the shared operand; after the barrier all of it is ready
         // and every thread has finished the previous step (whose buffer is packed next).
         const auto [first, last] = share(split_m ? n_panels : ceil_div(p.m, mr));
-        const int64_t w = split_m ? nr : mr;
-        if (last > first) {
-          if (split_m)
-            kr.pack(std::min(nc, last * nr) - first * nr, kc, b_src + first * nr * p.csb, p.csb,
-                    p.rsb, static_cast<int>(nr), pack + first * w * kc);
-          else
-            kr.pack(std::min(p.m, last * mr) - first * mr, kc, a_src + first * mr * p.rsa, p.rsa,
-                    p.csa, static_cast<int>(mr), pack + first * w * kc);
-        }
+        if (split_m)
+          pack(kr, p.b, jc + first * nr, std::min(nc, last * nr) - first * nr, pc, kc, nr,
+               shared_pack + first * nr * kc);
+        else
+          pack(kr, p.a, first * mr, std::min(p.m, last * mr) - first * mr, pc, kc, mr,
+               shared_pack + first * mr * kc);
         sync();
         if (tid == 0) next_unit[(step + 1) % 2].store(0, std::memory_order_relaxed);
         const int64_t units = split_m ? m_blocks : ceil_div(n_panels, chunk_panels);
@@ -241,14 +258,14 @@ void blocked_gemm(const GemmKernel<T>& kr, const Problem<T>& p) {
                         i1 = split_m ? std::min(p.m, i0 + mc_max) : p.m;
           const int64_t q0 = split_m ? 0 : u * chunk_panels;
           const int64_t q1 = split_m ? n_panels : std::min(n_panels, q0 + chunk_panels);
-          const T* a_pack = pack;
-          const T* b_pack = pack;
+          const T* a_pack = shared_pack;
+          const T* b_pack = shared_pack;
           if (split_m) {
-            kr.pack(i1 - i0, kc, a_src + i0 * p.rsa, p.rsa, p.csa, static_cast<int>(mr), own[tid]);
+            pack(kr, p.a, i0, i1 - i0, pc, kc, mr, own[tid]);
             a_pack = own[tid];
           } else {
-            kr.pack(std::min(nc, q1 * nr) - q0 * nr, kc, b_src + q0 * nr * p.csb, p.csb, p.rsb,
-                    static_cast<int>(nr), own[0] + q0 * nr * kc);
+            pack(kr, p.b, jc + q0 * nr, std::min(nc, q1 * nr) - q0 * nr, pc, kc, nr,
+                 own[0] + q0 * nr * kc);
             b_pack = own[0];
           }
           // Loop 2 (JR) over B~ micro-panels, loop 1 (IR) over A~ micro-panels of the unit.
@@ -280,7 +297,9 @@ void gemm(const char* op, const GemmKernel<T>& kr, const Problem<T>& p) {
       }
     return;
   }
-  CXR_CHECK(p.a != nullptr && p.b != nullptr, op, ": A or B is null");
+  CXR_CHECK((p.a.data != nullptr || p.a.source != nullptr) &&
+                (p.b.data != nullptr || p.b.source != nullptr),
+            op, ": A or B is null");
   // The micro-kernels store columns of C; if C's columns are the strided direction (row-major C),
   // compute C^T = B^T A^T instead, so the kernel's vectors run along the contiguous direction.
   const bool c_row_major = std::abs(p.csc) < std::abs(p.rsc);
@@ -349,14 +368,40 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t
            const float* B, int64_t rsb, int64_t csb, float beta, float* C, int64_t rsc,
            int64_t csc) {
   gemm("sgemm", sgemm_kernel(active_isa()),
-       Problem<float>{M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc});
+       Problem<float>{
+           M, N, K, alpha, {A, rsa, csa, nullptr}, {B, csb, rsb, nullptr}, beta, C, rsc, csc});
 }
 
 void dgemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsa, int64_t csa,
            const double* B, int64_t rsb, int64_t csb, double beta, double* C, int64_t rsc,
            int64_t csc) {
   gemm("dgemm", dgemm_kernel(active_isa()),
-       Problem<double>{M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc});
+       Problem<double>{
+           M, N, K, alpha, {A, rsa, csa, nullptr}, {B, csb, rsb, nullptr}, beta, C, rsc, csc});
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsa, int64_t csa,
+          const PanelSource<float>& B, float beta, float* C, int64_t rsc, int64_t csc) {
+  gemm("sgemm", sgemm_kernel(active_isa()),
+       Problem<float>{
+           M, N, K, 1.0f, {A, rsa, csa, nullptr}, {nullptr, 0, 0, &B}, beta, C, rsc, csc});
+}
+
+void gemm(int64_t M, int64_t N, int64_t K, const double* A, int64_t rsa, int64_t csa,
+          const PanelSource<double>& B, double beta, double* C, int64_t rsc, int64_t csc) {
+  gemm("dgemm", dgemm_kernel(active_isa()),
+       Problem<double>{
+           M, N, K, 1.0, {A, rsa, csa, nullptr}, {nullptr, 0, 0, &B}, beta, C, rsc, csc});
+}
+
+void pack_panels(int64_t len, int64_t k, const float* src, int64_t stride_len, int64_t stride_k,
+                 int w, float* dst, int64_t panel_stride) {
+  sgemm_kernel(active_isa()).pack(len, k, src, stride_len, stride_k, w, dst, panel_stride);
+}
+
+void pack_panels(int64_t len, int64_t k, const double* src, int64_t stride_len, int64_t stride_k,
+                 int w, double* dst, int64_t panel_stride) {
+  dgemm_kernel(active_isa()).pack(len, k, src, stride_len, stride_k, w, dst, panel_stride);
 }
 
 void sgemm_naive(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t rsa,
@@ -391,7 +436,8 @@ void sgemm_with_isa(const char* isa, int64_t M, int64_t N, int64_t K, float alph
                     float* C, int64_t rsc, int64_t csc) {
   CXR_CHECK(gemm_isa_supported(isa), "sgemm: this CPU does not support the ", isa, " kernel");
   gemm("sgemm", sgemm_kernel(parse_isa(isa, "the ISA")),
-       Problem<float>{M, N, K, alpha, A, rsa, csa, B, rsb, csb, beta, C, rsc, csc});
+       Problem<float>{
+           M, N, K, alpha, {A, rsa, csa, nullptr}, {B, csb, rsb, nullptr}, beta, C, rsc, csc});
 }
 
 }  // namespace gemm_detail

@@ -99,7 +99,7 @@ void transpose_16x16(const float* src, int64_t stride_len, int lines, int kcount
 // PackPanels for float (gemm_kernels.h): lines contiguous along k are transposed 16 x 16 in
 // registers; k-slices contiguous in the source are copied with (masked) vector moves.
 void pack_panels_avx512(int64_t len, int64_t k, const float* src, int64_t stride_len,
-                        int64_t stride_k, int w, float* dst) {
+                        int64_t stride_k, int w, float* dst, int64_t panel_stride) {
   const int64_t panels = (len + w - 1) / w;
   // The lanes [i0, i0 + 16) of a w-wide panel holding n lines: the valid ones, and those to store.
   auto valid = [](int64_t n, int i0) {
@@ -107,7 +107,7 @@ void pack_panels_avx512(int64_t len, int64_t k, const float* src, int64_t stride
   };
   auto mask = [](int lanes) { return static_cast<__mmask16>((1u << lanes) - 1); };
   if (stride_k == 1 && stride_len != 1) {
-    for (int64_t r = 0; r < panels; ++r, dst += w * k, src += w * stride_len) {
+    for (int64_t r = 0; r < panels; ++r, dst += panel_stride, src += w * stride_len) {
       const int64_t n = std::min<int64_t>(w, len - r * w);
       for (int i0 = 0; i0 < w; i0 += 16)
         for (int64_t p = 0; p < k; p += 16) {
@@ -127,15 +127,20 @@ void pack_panels_avx512(int64_t len, int64_t k, const float* src, int64_t stride
       for (int64_t r = 0; r < panels; ++r) {
         const int64_t n = std::min<int64_t>(w, len - r * w);
         const float* in = src + p * stride_k + r * w;
-        float* out = dst + r * w * k + p * w;
-        for (int i0 = 0; i0 < w; i0 += 16)
-          _mm512_mask_storeu_ps(out + i0, mask(std::min(16, w - i0)),
-                                _mm512_maskz_loadu_ps(mask(valid(n, i0)), in + i0));
+        float* out = dst + r * panel_stride + p * w;
+        for (int i0 = 0; i0 < w; i0 += 16) {
+          // Whole vectors with plain moves: masked stores are much slower on Zen.
+          if (n - i0 >= 16 && w - i0 >= 16)
+            _mm512_storeu_ps(out + i0, _mm512_loadu_ps(in + i0));
+          else
+            _mm512_mask_storeu_ps(out + i0, mask(std::min(16, w - i0)),
+                                  _mm512_maskz_loadu_ps(mask(valid(n, i0)), in + i0));
+        }
       }
     }
     return;
   }
-  pack_panels_generic(len, k, src, stride_len, stride_k, w, dst);
+  pack_panels_generic(len, k, src, stride_len, stride_k, w, dst, panel_stride);
 }
 
 constexpr auto kSgemmKernels = kernels_by_width<ZmmF32, kNR>();

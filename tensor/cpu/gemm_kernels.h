@@ -21,15 +21,16 @@ namespace cxr::cpu::gemm_detail {
 template <typename T>
 using MicroKernel = void (*)(int64_t k, T alpha, const T* a, const T* b, T beta, T* c, int64_t ldc);
 
-// Packs `len` lines of a k-long strip into ceil(len / w) consecutive micro-panels of width w (w*k
-// values each): line i goes to panel i / w, slot i % w, so dst[(i / w)*w*k + p*w + i % w] =
-// src[i*stride_len + p*stride_k], and the slots past the last line are zero. For A, lines are rows
-// (stride_len = rsa, stride_k = csa); for B, lines are columns (stride_len = csb, stride_k = rsb).
-// Packing a block at once, not panel by panel, lets a k-slice contiguous in the source be read as
-// one long run.
+// Packs `len` lines of a k-long strip into ceil(len / w) micro-panels of width w, `panel_stride`
+// values apart (w*k when the panels hold exactly this strip): line i goes to panel i / w, slot
+// i % w, so dst[(i / w)*panel_stride + p*w + i % w] = src[i*stride_len + p*stride_k], and the slots
+// past the last line are zero. For A, lines are rows (stride_len = rsa, stride_k = csa); for B,
+// lines are columns (stride_len = csb, stride_k = rsb). Packing a block at once, not panel by
+// panel, lets a k-slice contiguous in the source be read as one long run. A panel stride larger
+// than w*k lets a caller fill the k-slices of wider panels a few at a time (cpu::pack_panels).
 template <typename T>
 using PackPanels = void (*)(int64_t len, int64_t k, const T* src, int64_t stride_len,
-                            int64_t stride_k, int w, T* dst);
+                            int64_t stride_k, int w, T* dst, int64_t panel_stride);
 
 // One micro-kernel and the cache blocking that suits it.
 template <typename T>
@@ -119,7 +120,7 @@ GemmKernel<double> dgemm_kernel_scalar();
 // The portable packing routine (gemm_scalar.cpp), used where an ISA has no faster one.
 template <typename T>
 void pack_panels_generic(int64_t len, int64_t k, const T* src, int64_t stride_len, int64_t stride_k,
-                         int w, T* dst);
+                         int w, T* dst, int64_t panel_stride);
 
 // Whether this CPU can run the micro-kernel of `isa` ("avx512", "avx2", "scalar").
 bool gemm_isa_supported(const char* isa);

@@ -10,14 +10,14 @@ namespace cxr::cpu::gemm_detail {
 
 template <typename T>
 void pack_panels_generic(int64_t len, int64_t k, const T* src, int64_t stride_len, int64_t stride_k,
-                         int w, T* dst) {
+                         int w, T* dst, int64_t panel_stride) {
   const int64_t panels = (len + w - 1) / w;
   if (stride_len == 1) {  // k-slices are contiguous in the source: copy each across all panels
     for (int64_t p = 0; p < k; ++p) {
       if (p + kPackPrefetchAhead < k) prefetch_run(src + (p + kPackPrefetchAhead) * stride_k, len);
       for (int64_t r = 0; r < panels; ++r) {
         const int64_t n = std::min<int64_t>(w, len - r * w);
-        T* out = dst + r * w * k + p * w;
+        T* out = dst + r * panel_stride + p * w;
         std::memcpy(out, src + p * stride_k + r * w, sizeof(T) * n);
         for (int64_t i = n; i < w; ++i) out[i] = T(0);
       }
@@ -25,7 +25,7 @@ void pack_panels_generic(int64_t len, int64_t k, const T* src, int64_t stride_le
     return;
   }
   // Otherwise walk each source line along k (contiguous when stride_k == 1), scattering by w.
-  for (int64_t r = 0; r < panels; ++r, dst += w * k) {
+  for (int64_t r = 0; r < panels; ++r, dst += panel_stride) {
     const int64_t n = std::min<int64_t>(w, len - r * w);
     for (int64_t i = 0; i < n; ++i) {
       const T* line = src + (r * w + i) * stride_len;
@@ -37,9 +37,9 @@ void pack_panels_generic(int64_t len, int64_t k, const T* src, int64_t stride_le
 }
 
 template void pack_panels_generic<float>(int64_t, int64_t, const float*, int64_t, int64_t, int,
-                                         float*);
+                                         float*, int64_t);
 template void pack_panels_generic<double>(int64_t, int64_t, const double*, int64_t, int64_t, int,
-                                          double*);
+                                          double*, int64_t);
 
 namespace {
 

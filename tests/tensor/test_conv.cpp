@@ -146,6 +146,12 @@ TEST(Conv2d, OddChannelCountsMatchDirectReference) {
       {9, 7, 3, 3, 63, 1, {{1, 1}, {0, 0}, {1, 1}, 7}},
       // More than 2048 output pixels per image: the forward pass cuts each image into tiles.
       {2, 7, 47, 50, 5, 3, {{1, 1}, {1, 1}, {1, 1}, 1}},
+      // Several small images per GEMM: the im2col operand is packed in blocks (of output pixels
+      // in the forward pass, of the reduction in the weight gradient) that begin and end inside
+      // an image: 9 x 100 pixels in blocks of 128 or 256, and a reduction of 9 x 49 in two halves.
+      {9, 5, 10, 10, 6, 3, {{1, 1}, {1, 1}, {1, 1}, 1}},
+      {9, 5, 7, 7, 6, 3, {{1, 1}, {1, 1}, {1, 1}, 1}},
+      {9, 6, 14, 14, 4, 1, {{2, 2}, {0, 0}, {1, 1}, 2}},
   };
   for (const Case& c : cases) {
     SCOPED_TRACE(::testing::Message()
@@ -168,7 +174,13 @@ TEST(Conv2d, OddChannelCountsMatchDirectReference) {
     double yg = 0;
     for (size_t i = 0; i < gv.size(); ++i) yg += plain[i] * gv[i];
     EXPECT_NEAR(dot(x, raw::conv2d_backward_input(g, w, x.sizes(), c.p)), yg, 1e-9 * std::abs(yg));
-    EXPECT_NEAR(dot(w, raw::conv2d_backward_weight(g, x, w.sizes(), c.p)), yg, 1e-9 * std::abs(yg));
+    const Tensor gw = raw::conv2d_backward_weight(g, x, w.sizes(), c.p);
+    EXPECT_NEAR(dot(w, gw), yg, 1e-9 * std::abs(yg));
+    // float32 backward passes (sgemm's blocking differs from dgemm's) against the float64 ones.
+    const Tensor g32 = raw::to(g, kFloat32), x32 = raw::to(x, kFloat32);
+    EXPECT_ALL_CLOSE(raw::conv2d_backward_input(g32, raw::to(w, kFloat32), x.sizes(), c.p),
+                     raw::conv2d_backward_input(g, w, x.sizes(), c.p), 1e-4, 1e-4);
+    EXPECT_ALL_CLOSE(raw::conv2d_backward_weight(g32, x32, w.sizes(), c.p), gw, 1e-4, 1e-4);
   }
 }
 

@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 #include <omp.h>  // omp_set_num_threads, omp_get_max_threads
 
+#include <atomic>   // std::atomic, a source's counter
 #include <cmath>    // std::fabs
 #include <cstring>  // std::memcmp
 #include <limits>   // std::numeric_limits
@@ -266,6 +267,84 @@ TEST(Gemm, BitwiseDeterministicAcrossRunsAndThreadCounts) {
       EXPECT_EQ(std::memcmp(two.data(), one.data(), bytes), 0)
           << isa << " M=" << s.m << " N=" << s.n << " K=" << s.k;
     }
+}
+
+// A B operand served block by block through the PanelSource interface from a stored matrix, as
+// a convolution's im2col source does; counts the values it packs.
+template <typename T>
+class StoredSource final : public PanelSource<T> {
+ public:
+  explicit StoredSource(const Matrix<T>& b) : b_(b) {}
+  void pack(int64_t line0, int64_t len, int64_t k0, int64_t kc, int w, T* dst) const override {
+    // B's lines are its columns: line j, index p is B(p, j).
+    pack_panels(len, kc, &b_.data[static_cast<size_t>(line0 * b_.cs + k0 * b_.rs)], b_.cs, b_.rs, w,
+                dst, int64_t(w) * kc);
+    packed_ += len * kc;
+  }
+  mutable std::atomic<int64_t> packed_{0};
+
+ private:
+  const Matrix<T>& b_;
+};
+
+template <typename T>
+void expect_source_gives_stored_result(int64_t M, int64_t N, int64_t K, Layout lc, int threads) {
+  ThreadCountGuard guard;
+  omp_set_num_threads(threads);
+  const Matrix<T> a(M, K, Layout::kRowMajor, 21), b(K, N, Layout::kRowMajor, 22);
+  Matrix<T> stored(M, N, lc, 23);
+  Matrix<T> sourced = stored;
+  gemm(M, N, K, a.data.data(), a.rs, a.cs, b.data.data(), b.rs, b.cs, T(0.5), stored.data.data(),
+       stored.rs, stored.cs);
+  const StoredSource<T> source(b);
+  gemm(M, N, K, a.data.data(), a.rs, a.cs, source, T(0.5), sourced.data.data(), sourced.rs,
+       sourced.cs);
+  const std::string what = std::string(sizeof(T) == 4 ? "float" : "double") +
+                           " M=" + std::to_string(M) + " N=" + std::to_string(N) +
+                           " K=" + std::to_string(K) + " C " + name(lc) +
+                           " threads=" + std::to_string(threads);
+  EXPECT_EQ(stored.data, sourced.data) << what;
+  // Every value of B is packed at least once (more often when B is repacked per block of A).
+  EXPECT_GE(source.packed_.load(), N * K) << what;
+}
+
+TEST(Gemm, PanelSourceGivesTheSameBitsAsTheStoredOperand) {
+  // Row-major C is computed as C^T, where the source becomes the A operand (packed per MC block);
+  // column-major C keeps it as B. Sizes span several MC, NC and KC blocks and split M or N.
+  struct Shape {
+    int64_t m, n, k;
+  };
+  for (const Shape& s : {Shape{517, 389, 700}, Shape{2000, 20, 300}, Shape{20, 2000, 900}})
+    for (Layout lc : {Layout::kRowMajor, Layout::kColMajor})
+      for (int threads : {1, 2}) {
+        expect_source_gives_stored_result<float>(s.m, s.n, s.k, lc, threads);
+        expect_source_gives_stored_result<double>(s.m, s.n, s.k, lc, threads);
+      }
+}
+
+TEST(Gemm, PackPanelsWritesTheDocumentedLayout) {
+  // 37 lines of a k = 5 strip, contiguous along k (the transposing path) and along the lines,
+  // into panels of width w = 16 that are 16 * 9 values apart (room for k = 9).
+  constexpr int64_t kLen = 37, kK = 5, kW = 16, kStride = kW * 9;
+  std::vector<float> by_line(kLen * kK), by_k(kLen * kK);
+  for (int64_t i = 0; i < kLen; ++i)
+    for (int64_t p = 0; p < kK; ++p) by_line[i * kK + p] = by_k[p * kLen + i] = float(i * 100 + p);
+  for (bool lines_contiguous : {false, true}) {
+    std::vector<float> dst(3 * kStride, -1.0f);
+    if (lines_contiguous)
+      pack_panels(kLen, kK, by_k.data(), 1, kLen, kW, dst.data(), kStride);
+    else
+      pack_panels(kLen, kK, by_line.data(), kK, 1, kW, dst.data(), kStride);
+    for (int64_t r = 0; r < 3; ++r)
+      for (int64_t p = 0; p < 9; ++p)
+        for (int64_t slot = 0; slot < kW; ++slot) {
+          const int64_t i = r * kW + slot;
+          const float want = p >= kK ? -1.0f : i < kLen ? float(i * 100 + p) : 0.0f;
+          EXPECT_EQ(dst[r * kStride + p * kW + slot], want)
+              << "lines contiguous " << lines_contiguous << " panel " << r << " p " << p << " slot "
+              << slot;
+        }
+  }
 }
 
 }  // namespace
