@@ -91,8 +91,13 @@ void transpose_16x16(const float* src, int64_t stride_len, int lines, int kcount
     const __m512 w1 = shuffle_f32x4<0xDD>(u[8 + c], u[12 + c]);
     const __m512 slices[4] = {shuffle_f32x4<0x88>(v0, w0), shuffle_f32x4<0x88>(v1, w1),
                               shuffle_f32x4<0xDD>(v0, w0), shuffle_f32x4<0xDD>(v1, w1)};
-    for (int l = 0; l < 4; ++l)
-      if (4 * l + c < kcount) _mm512_mask_storeu_ps(dst + (4 * l + c) * w, out_mask, slices[l]);
+    for (int l = 0; l < 4; ++l) {
+      if (4 * l + c >= kcount) continue;
+      if (out == 16)  // plain stores where possible: masked stores are much slower on Zen
+        _mm512_storeu_ps(dst + (4 * l + c) * w, slices[l]);
+      else
+        _mm512_mask_storeu_ps(dst + (4 * l + c) * w, out_mask, slices[l]);
+    }
   }
 }
 
@@ -109,15 +114,22 @@ void pack_panels_avx512(int64_t len, int64_t k, const float* src, int64_t stride
   if (stride_k == 1 && stride_len != 1) {
     for (int64_t r = 0; r < panels; ++r, dst += panel_stride, src += w * stride_len) {
       const int64_t n = std::min<int64_t>(w, len - r * w);
-      for (int i0 = 0; i0 < w; i0 += 16)
+      for (int i0 = 0; i0 < w; i0 += 16) {
+        // Each line is read 16 values (a cache line) per step: prefetch the first steps of all
+        // lines at once, then each line kPackPrefetchAhead steps ahead as the transposes go on.
+        const int lines = valid(n, i0);
+        for (int i = 0; i < lines; ++i)
+          for (int64_t p = 0; p < std::min<int64_t>(k, 16 * kPackPrefetchAhead); p += 16)
+            __builtin_prefetch(src + (i0 + i) * stride_len + p, 0, 3);
         for (int64_t p = 0; p < k; p += 16) {
           if (const int64_t ahead = p + 16 * kPackPrefetchAhead; ahead < k)
-            for (int i = 0; i < valid(n, i0); ++i)
+            for (int i = 0; i < lines; ++i)
               __builtin_prefetch(src + (i0 + i) * stride_len + ahead, 0, 3);
           transpose_16x16(src + i0 * stride_len + p, stride_len, valid(n, i0),
                           static_cast<int>(std::min<int64_t>(16, k - p)), dst + p * w + i0, w,
                           std::min(16, w - i0));
         }
+      }
     }
     return;
   }
