@@ -1,9 +1,9 @@
 // Benchmarks raw::conv2d and its two backward passes on the convolution shapes of ResNet-50
 // (torchvision, stride on the 3x3 conv; no bias, as in ResNet-50) at batch 8, 224x224 input. Each
-// row reports GFLOP/s (2·N·OH·OW·OC·IC/groups·KH·KW per pass) and `ratio_to_gemm` = that figure /
-// the GFLOP/s of our sgemm on a 2048³ square product measured in the same run (best of 5 timed
-// calls at the start, or the `gemm/square2048` row's figure if higher). Threads: OMP_NUM_THREADS
-// (default: all cores). Rows are named pass/layer, e.g.
+// row reports GFLOP/s (2·N·OH·OW·OC·IC/groups·KH·KW per pass), `gemm_GFLOP/s` = our sgemm on a
+// 2048³ square product timed just before the row (best of 3 calls) and `ratio_to_gemm` = the
+// first over the second. Threads: OMP_NUM_THREADS (default: all cores). Rows are named
+// pass/layer, e.g.
 //
 //   build/<dir>/bench/bench_conv --benchmark_counters_tabular=true
 //   build/<dir>/bench/bench_conv --benchmark_filter='fwd/layer3'
@@ -59,61 +59,53 @@ std::vector<Layer> layers() {
   return l;
 }
 
-// Our sgemm's GFLOP/s on a 2048³ product: the best of a few timed calls at the first use, raised
-// by the `gemm/square2048` row if that row sees more. On a machine shared with other work the
-// best figure is the stable one (the conv rows are compared against what the GEMM can do).
-double& gemm_reference() {
-  static double best = [] {
-    const int64_t n = 2048;
+// The 2048³ operands of the reference product.
+struct Square {
+  static constexpr int64_t n = 2048;
+  Tensor a, b, c;
+  Square() {
     cxr::Generator gen(1);
-    const Tensor a = cxr::raw::randn({n, n}, gen), b = cxr::raw::randn({n, n}, gen);
-    Tensor c = cxr::raw::empty({n, n});
-    auto run = [&] {
-      cxr::cpu::sgemm(n, n, n, 1.0f, a.data<float>(), n, 1, b.data<float>(), n, 1, 0.0f,
-                      c.data<float>(), n, 1);
-    };
-    run();  // warm up: packing buffers, threads
-    double fastest = 0;
-    for (int i = 0; i < 5; ++i) {
-      const auto start = std::chrono::steady_clock::now();
-      run();
-      const double s =
-          std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-      fastest = std::max(fastest, 2.0 * double(n) * double(n) * double(n) / s * 1e-9);
-    }
-    return fastest;
-  }();
-  return best;
-}
-double gemm_gflops() {
-  return gemm_reference();
+    a = cxr::raw::randn({n, n}, gen), b = cxr::raw::randn({n, n}, gen);
+    c = cxr::raw::empty({n, n});
+  }
+  void run() {
+    cxr::cpu::sgemm(n, n, n, 1.0f, a.data<float>(), n, 1, b.data<float>(), n, 1, 0.0f,
+                    c.data<float>(), n, 1);
+  }
+  static double flops() { return 2.0 * double(n) * double(n) * double(n); }
+};
+Square& square() {
+  static Square sq;
+  return sq;
 }
 
-// GFLOP/s and ratio_to_gemm (plain numbers) from the wall time of the timed loop.
-void set_counters(benchmark::State& state, double flops, double seconds) {
-  const double gflops = flops * double(state.iterations()) / seconds * 1e-9;
-  state.counters["GFLOP/s"] = gflops;
-  state.counters["ratio_to_gemm"] = gflops / gemm_gflops();
+// Our sgemm's GFLOP/s on the 2048³ product now: the best of `calls` timed calls after a warm-up.
+// Each conv row measures it just before its own timing, so the ratio compares the row with what
+// the GEMM does on the machine at that moment: on a shared VM the speed of both drifts by 10-20 %
+// over minutes, and one reference for the whole run would move every ratio with it.
+double gemm_gflops_now(int calls) {
+  square().run();
+  double fastest = 0;
+  for (int i = 0; i < calls; ++i) {
+    const auto start = std::chrono::steady_clock::now();
+    square().run();
+    const double s =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    fastest = std::max(fastest, Square::flops() / s * 1e-9);
+  }
+  return fastest;
 }
 
 void bench_gemm(benchmark::State& state) {
-  const int64_t n = 2048;
-  cxr::Generator gen(1);
-  const Tensor a = cxr::raw::randn({n, n}, gen), b = cxr::raw::randn({n, n}, gen);
-  Tensor c = cxr::raw::empty({n, n});
-  gemm_gflops();  // the reference is timed first, outside this row's clock
+  square().run();  // warm up: packing buffers, threads
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) {
-    cxr::cpu::sgemm(n, n, n, 1.0f, a.data<float>(), n, 1, b.data<float>(), n, 1, 0.0f,
-                    c.data<float>(), n, 1);
+    square().run();
     benchmark::ClobberMemory();
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  const double flops = 2.0 * double(n) * double(n) * double(n);
-  gemm_reference() =
-      std::max(gemm_reference(), flops * double(state.iterations()) / seconds * 1e-9);
-  set_counters(state, flops, seconds);
+  state.counters["GFLOP/s"] = Square::flops() * double(state.iterations()) / seconds * 1e-9;
 }
 
 enum class Pass { kForward, kBackwardInput, kBackwardWeight };
@@ -122,7 +114,6 @@ const char* pass_name(Pass p) {
 }
 
 void bench_conv(benchmark::State& state, const Layer& l, Pass pass) {
-  gemm_gflops();  // the reference is timed first, outside this row's clock
   cxr::Generator gen(2);
   const Conv2dParams p{{l.stride, l.stride}, {l.kernel / 2, l.kernel / 2}, {1, 1}, 1};
   const Tensor x = cxr::raw::randn({kBatch, l.in_ch, l.in_hw, l.in_hw}, gen);
@@ -140,12 +131,16 @@ void bench_conv(benchmark::State& state, const Layer& l, Pass pass) {
     }
     return cxr::raw::conv2d_backward_weight(gy, x, w.sizes(), p);
   };
-  run();  // warm up: scratch buffers, threads
+  run();                                        // warm up: scratch buffers, threads
+  const double reference = gemm_gflops_now(3);  // outside this row's clock
   const auto start = std::chrono::steady_clock::now();
   for (auto _ : state) benchmark::DoNotOptimize(run());
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  set_counters(state, l.flops(kBatch), seconds);
+  const double gflops = l.flops(kBatch) * double(state.iterations()) / seconds * 1e-9;
+  state.counters["GFLOP/s"] = gflops;
+  state.counters["gemm_GFLOP/s"] = reference;
+  state.counters["ratio_to_gemm"] = gflops / reference;
 }
 
 // With --benchmark_repetitions=N, the `_max` aggregate is each counter's best repetition: on a

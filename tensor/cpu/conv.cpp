@@ -128,33 +128,63 @@ Tap conv_tap(const ConvShape& s, int64_t plane_stride, int64_t k) {
   return {ic * plane_stride, ki * s.dh - s.ph, off_w, ow_lo, ow_hi};
 }
 
+// Prefetches the cache lines of [p, p + count).
+template <typename T>
+void prefetch_span(const T* p, int64_t count) {
+  for (int64_t i = 0; i < count; i += 64 / int64_t(sizeof(T))) __builtin_prefetch(p + i, 0, 3);
+}
+
 // im2col for rows [k_begin, k_end) of the columns [p0, p0 + np) of one image: col[k, j] is the
 // input pixel that kernel tap k of output pixel p0 + j reads (0 in the padding). `x` points at
-// channel 0 of the group in that image; row k is written at col + (k - k_begin) * ld. Taps are
-// taken in blocks whose geometry is worked out once, and each output row is located once per block.
+// channel 0 of the group in that image; row k is written at col + (k - k_begin) * ld. The columns
+// are cut into runs along output rows once, and each tap's geometry is worked out once, so the
+// loops that copy hold no divisions.
 template <typename T>
 void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0, int64_t np,
                  int64_t k_begin, int64_t k_end, T* col, int64_t ld) {
-  constexpr int64_t kTapBlock = 32;
-  Tap taps[kTapBlock];
+  struct Run {
+    int64_t j, oh, ow0, ow1;  // columns [j, j + ow1 - ow0) are output row oh, columns [ow0, ow1)
+  };
+  constexpr int64_t kMaxRuns = 64;
+  constexpr int64_t kTapsAhead = 4;
+  Run runs[kMaxRuns];
   const int64_t sw = s.sw, xw = xs.w;  // locals: the copy loops must not reload them
-  for (int64_t kb = k_begin; kb < k_end; kb += kTapBlock) {
-    const int64_t nk = std::min(kTapBlock, k_end - kb);
-    for (int64_t t = 0; t < nk; ++t) taps[t] = conv_tap(s, xs.c, kb + t);
-    for (int64_t j = 0; j < np;) {
+  for (int64_t j = 0; j < np;) {
+    int64_t count = 0;
+    for (; j < np && count < kMaxRuns; ++count) {
       const int64_t p = p0 + j, oh = p / s.ow, ow0 = p % s.ow;
       const int64_t ow1 = std::min(s.ow, ow0 + (np - j));
-      for (int64_t t = 0; t < nk; ++t) {
-        const Tap& tap = taps[t];
-        T* dst = col + (kb + t - k_begin) * ld + j - ow0;  // dst[ow] for ow in [ow0, ow1)
-        const int64_t ih = oh * s.sh + tap.row_off;
+      runs[count] = {j, oh, ow0, ow1};
+      j += ow1 - ow0;
+    }
+    Tap ahead = conv_tap(s, xs.c, std::min(k_begin + kTapsAhead, k_end - 1));
+    for (int64_t k = k_begin; k < k_end; ++k) {
+      const Tap tap = conv_tap(s, xs.c, k);
+      if (k + kTapsAhead < k_end) ahead = conv_tap(s, xs.c, k + kTapsAhead);
+      T* row = col + (k - k_begin) * ld;
+      for (int64_t r = 0; r < count; ++r) {
+        const Run& run = runs[r];
+        // The same output row's input pixels for the tap kTapsAhead on: each tap (a channel, for
+        // 1x1) reads a different plane a few hundred bytes at a time, too little for the
+        // hardware prefetchers to pick up.
+        if (const int64_t ih = run.oh * s.sh + ahead.row_off;
+            k + kTapsAhead < k_end && ih >= 0 && ih < s.h && xw == 1) {
+          const int64_t lo = std::clamp(ahead.ow_lo, run.ow0, run.ow1);
+          const int64_t hi = std::clamp(ahead.ow_hi, lo, run.ow1);
+          if (hi > lo)
+            prefetch_span(x + ahead.plane + ih * xs.h + lo * sw + ahead.col_off,
+                          (hi - 1 - lo) * sw + 1);
+        }
+        T* dst = row + run.j - run.ow0;  // dst[ow] for ow in [ow0, ow1)
+        const int64_t ih = run.oh * s.sh + tap.row_off;
         if (ih < 0 || ih >= s.h) {
-          std::fill(dst + ow0, dst + ow1, T(0));
+          std::fill(dst + run.ow0, dst + run.ow1, T(0));
           continue;
         }
         const T* src = x + tap.plane + ih * xs.h;  // src[iw * xs.w] = x[ih, iw]
-        const int64_t lo = std::clamp(tap.ow_lo, ow0, ow1), hi = std::clamp(tap.ow_hi, lo, ow1);
-        std::fill(dst + ow0, dst + lo, T(0));
+        const int64_t lo = std::clamp(tap.ow_lo, run.ow0, run.ow1);
+        const int64_t hi = std::clamp(tap.ow_hi, lo, run.ow1);
+        std::fill(dst + run.ow0, dst + lo, T(0));
         if (sw == 1 && xw == 1) {
           std::copy(src + lo + tap.col_off, src + hi + tap.col_off, dst + lo);
         } else if (xw == 1) {
@@ -163,9 +193,8 @@ void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0,
         } else {
           for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[(ow * sw + tap.col_off) * xw];
         }
-        std::fill(dst + hi, dst + ow1, T(0));
+        std::fill(dst + hi, dst + run.ow1, T(0));
       }
-      j += ow1 - ow0;
     }
   }
 }
