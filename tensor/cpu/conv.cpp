@@ -187,6 +187,9 @@ void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0,
         std::fill(dst + run.ow0, dst + lo, T(0));
         if (sw == 1 && xw == 1) {
           std::copy(src + lo + tap.col_off, src + hi + tap.col_off, dst + lo);
+        } else if (sw == 2 && xw == 1) {  // a constant stride, which the compiler vectorises
+          const T* in = src + tap.col_off;
+          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[2 * ow];
         } else if (xw == 1) {
           const T* in = src + tap.col_off;
           for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[ow * sw];
@@ -218,6 +221,9 @@ void col2im_channels(const T* col, int64_t ld, const ConvShape& s, int64_t c_beg
         const T* src = row + oh * s.ow;
         if (s.sw == 1) {
           for (int64_t ow = tap.ow_lo; ow < tap.ow_hi; ++ow) dst[ow + tap.col_off] += src[ow];
+        } else if (s.sw == 2) {  // a constant stride, which the compiler vectorises
+          T* out = dst + tap.col_off;
+          for (int64_t ow = tap.ow_lo; ow < tap.ow_hi; ++ow) out[2 * ow] += src[ow];
         } else {
           for (int64_t ow = tap.ow_lo; ow < tap.ow_hi; ++ow)
             dst[ow * s.sw + tap.col_off] += src[ow];
