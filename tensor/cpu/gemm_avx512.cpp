@@ -116,13 +116,14 @@ void pack_panels_avx512(int64_t len, int64_t k, const float* src, int64_t stride
       const int64_t n = std::min<int64_t>(w, len - r * w);
       for (int i0 = 0; i0 < w; i0 += 16) {
         // Each line is read 16 values (a cache line) per step: prefetch the first steps of all
-        // lines at once, then each line kPackPrefetchAhead steps ahead as the transposes go on.
+        // lines at once, then each line kTransposePrefetchSteps steps ahead as the transposes go
+        // on.
         const int lines = valid(n, i0);
         for (int i = 0; i < lines; ++i)
-          for (int64_t p = 0; p < std::min<int64_t>(k, 16 * kPackPrefetchAhead); p += 16)
+          for (int64_t p = 0; p < std::min<int64_t>(k, 16 * kTransposePrefetchSteps); p += 16)
             __builtin_prefetch(src + (i0 + i) * stride_len + p, 0, 3);
         for (int64_t p = 0; p < k; p += 16) {
-          if (const int64_t ahead = p + 16 * kPackPrefetchAhead; ahead < k)
+          if (const int64_t ahead = p + 16 * kTransposePrefetchSteps; ahead < k)
             for (int i = 0; i < lines; ++i)
               __builtin_prefetch(src + (i0 + i) * stride_len + ahead, 0, 3);
           transpose_16x16(src + i0 * stride_len + p, stride_len, valid(n, i0),
