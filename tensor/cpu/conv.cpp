@@ -134,69 +134,78 @@ void prefetch_span(const T* p, int64_t count) {
   for (int64_t i = 0; i < count; i += 64 / int64_t(sizeof(T))) __builtin_prefetch(p + i, 0, 3);
 }
 
-// im2col for rows [k_begin, k_end) of the columns [p0, p0 + np) of one image: col[k, j] is the
-// input pixel that kernel tap k of output pixel p0 + j reads (0 in the padding). `x` points at
-// channel 0 of the group in that image; row k is written at col + (k - k_begin) * ld. The columns
-// are cut into runs along output rows once, and each tap's geometry is worked out once, so the
-// loops that copy hold no divisions.
+// im2col for rows [k_begin, k_end) of the columns [j0, j0 + count) of a group of images: col[k, j]
+// is the input pixel that kernel tap k of output pixel p0 + j % np of image j / np reads (0 in the
+// padding), the columns image by image. `x` points at channel 0 of the group in image 0 (image i
+// at x + i * xs.n); row k is written at col + (k - k_begin) * ld, column j0 first. The columns are
+// cut into runs along output rows once, and each tap's geometry is worked out once, so the loops
+// that copy hold no divisions.
 template <typename T>
 void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0, int64_t np,
-                 int64_t k_begin, int64_t k_end, T* col, int64_t ld) {
+                 int64_t j0, int64_t count, int64_t k_begin, int64_t k_end, T* col, int64_t ld) {
   struct Run {
-    int64_t j, oh, ow0, ow1;  // columns [j, j + ow1 - ow0) are output row oh, columns [ow0, ow1)
+    int64_t j;         // the run's first column, relative to j0
+    int64_t oh;        // its output row
+    int64_t ow0, ow1;  // its output columns
+    const T* image;    // channel 0 of the group in its image
   };
   constexpr int64_t kMaxRuns = 64;
+  constexpr int64_t kTapBlock = 32;
   constexpr int64_t kTapsAhead = 4;
   Run runs[kMaxRuns];
+  Tap taps[kTapBlock];
   const int64_t sw = s.sw, xw = xs.w;  // locals: the copy loops must not reload them
-  for (int64_t j = 0; j < np;) {
-    int64_t count = 0;
-    for (; j < np && count < kMaxRuns; ++count) {
-      const int64_t p = p0 + j, oh = p / s.ow, ow0 = p % s.ow;
-      const int64_t ow1 = std::min(s.ow, ow0 + (np - j));
-      runs[count] = {j, oh, ow0, ow1};
+  for (int64_t j = 0; j < count;) {
+    int64_t n_runs = 0;
+    for (; j < count && n_runs < kMaxRuns; ++n_runs) {
+      const int64_t c = j0 + j, i = c / np, q = p0 + (c - i * np), oh = q / s.ow, ow0 = q % s.ow;
+      const int64_t ow1 = std::min({s.ow, ow0 + (count - j), ow0 + (np - (c - i * np))});
+      runs[n_runs] = {j, oh, ow0, ow1, x + i * xs.n};
       j += ow1 - ow0;
     }
-    Tap ahead = conv_tap(s, xs.c, std::min(k_begin + kTapsAhead, k_end - 1));
-    for (int64_t k = k_begin; k < k_end; ++k) {
-      const Tap tap = conv_tap(s, xs.c, k);
-      if (k + kTapsAhead < k_end) ahead = conv_tap(s, xs.c, k + kTapsAhead);
-      T* row = col + (k - k_begin) * ld;
-      for (int64_t r = 0; r < count; ++r) {
-        const Run& run = runs[r];
-        // The same output row's input pixels for the tap kTapsAhead on: each tap (a channel, for
-        // 1x1) reads a different plane a few hundred bytes at a time, too little for the
-        // hardware prefetchers to pick up.
-        if (const int64_t ih = run.oh * s.sh + ahead.row_off;
-            k + kTapsAhead < k_end && ih >= 0 && ih < s.h && xw == 1) {
-          const int64_t lo = std::clamp(ahead.ow_lo, run.ow0, run.ow1);
-          const int64_t hi = std::clamp(ahead.ow_hi, lo, run.ow1);
-          if (hi > lo)
-            prefetch_span(x + ahead.plane + ih * xs.h + lo * sw + ahead.col_off,
-                          (hi - 1 - lo) * sw + 1);
+    for (int64_t kb = k_begin; kb < k_end; kb += kTapBlock) {
+      const int64_t n_taps = std::min(kTapBlock, k_end - kb);
+      for (int64_t t = 0; t < n_taps; ++t) taps[t] = conv_tap(s, xs.c, kb + t);
+      for (int64_t t = 0; t < n_taps; ++t) {
+        const Tap& tap = taps[t];
+        const Tap* ahead = t + kTapsAhead < n_taps ? &taps[t + kTapsAhead] : nullptr;
+        T* row = col + (kb + t - k_begin) * ld;
+        for (int64_t r = 0; r < n_runs; ++r) {
+          const Run& run = runs[r];
+          // The same output row's input pixels for the tap kTapsAhead on: each tap (a channel,
+          // for 1x1) reads a different plane a few hundred bytes at a time, too little for the
+          // hardware prefetchers to pick up.
+          if (const int64_t ih = ahead ? run.oh * s.sh + ahead->row_off : -1;
+              ih >= 0 && ih < s.h && xw == 1) {
+            const int64_t lo = std::clamp(ahead->ow_lo, run.ow0, run.ow1);
+            const int64_t hi = std::clamp(ahead->ow_hi, lo, run.ow1);
+            if (hi > lo)
+              prefetch_span(run.image + ahead->plane + ih * xs.h + lo * sw + ahead->col_off,
+                            (hi - 1 - lo) * sw + 1);
+          }
+          T* dst = row + run.j - run.ow0;  // dst[ow] for ow in [ow0, ow1)
+          const int64_t ih = run.oh * s.sh + tap.row_off;
+          if (ih < 0 || ih >= s.h) {
+            std::fill(dst + run.ow0, dst + run.ow1, T(0));
+            continue;
+          }
+          const T* src = run.image + tap.plane + ih * xs.h;  // src[iw * xs.w] = x[ih, iw]
+          const int64_t lo = std::clamp(tap.ow_lo, run.ow0, run.ow1);
+          const int64_t hi = std::clamp(tap.ow_hi, lo, run.ow1);
+          std::fill(dst + run.ow0, dst + lo, T(0));
+          if (sw == 1 && xw == 1) {
+            std::copy(src + lo + tap.col_off, src + hi + tap.col_off, dst + lo);
+          } else if (sw == 2 && xw == 1) {  // a constant stride, which the compiler vectorises
+            const T* in = src + tap.col_off;
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[2 * ow];
+          } else if (xw == 1) {
+            const T* in = src + tap.col_off;
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[ow * sw];
+          } else {
+            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[(ow * sw + tap.col_off) * xw];
+          }
+          std::fill(dst + hi, dst + run.ow1, T(0));
         }
-        T* dst = row + run.j - run.ow0;  // dst[ow] for ow in [ow0, ow1)
-        const int64_t ih = run.oh * s.sh + tap.row_off;
-        if (ih < 0 || ih >= s.h) {
-          std::fill(dst + run.ow0, dst + run.ow1, T(0));
-          continue;
-        }
-        const T* src = x + tap.plane + ih * xs.h;  // src[iw * xs.w] = x[ih, iw]
-        const int64_t lo = std::clamp(tap.ow_lo, run.ow0, run.ow1);
-        const int64_t hi = std::clamp(tap.ow_hi, lo, run.ow1);
-        std::fill(dst + run.ow0, dst + lo, T(0));
-        if (sw == 1 && xw == 1) {
-          std::copy(src + lo + tap.col_off, src + hi + tap.col_off, dst + lo);
-        } else if (sw == 2 && xw == 1) {  // a constant stride, which the compiler vectorises
-          const T* in = src + tap.col_off;
-          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[2 * ow];
-        } else if (xw == 1) {
-          const T* in = src + tap.col_off;
-          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[ow * sw];
-        } else {
-          for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[(ow * sw + tap.col_off) * xw];
-        }
-        std::fill(dst + hi, dst + run.ow1, T(0));
       }
     }
   }
@@ -370,14 +379,9 @@ class Im2col final : public cpu::PanelSource<T> {
 
  private:
   // Rows [k_begin, k_end) of col over the columns [j0, j0 + count) into m (row k at
-  // m + (k - k_begin) * ld), image by image.
+  // m + (k - k_begin) * ld).
   void rows(int64_t k_begin, int64_t k_end, int64_t j0, int64_t count, T* m, int64_t ld) const {
-    for (int64_t j = j0; j < j0 + count;) {
-      const int64_t i = j / it_.np, first = j - i * it_.np;
-      const int64_t n = std::min(it_.np - first, j0 + count - j);
-      im2col_rows(xg_ + i * xs_.n, xs_, s_, it_.p0 + first, n, k_begin, k_end, m + (j - j0), ld);
-      j += n;
-    }
+    im2col_rows(xg_, xs_, s_, it_.p0, it_.np, j0, count, k_begin, k_end, m, ld);
   }
 
   const T* xg_;
