@@ -22,6 +22,7 @@
 #include "tensor/backend.h"
 #include "tensor/conv.h"
 #include "tensor/cpu/gemm.h"
+#include "tensor/cpu/prefetch.h"
 #include "tensor/cpu/run_items.h"
 #include "tensor/creation.h"
 #include "tensor/cuda/conv.h"
@@ -128,12 +129,6 @@ Tap conv_tap(const ConvShape& s, int64_t plane_stride, int64_t k) {
   return {ic * plane_stride, ki * s.dh - s.ph, off_w, ow_lo, ow_hi};
 }
 
-// Prefetches the cache lines of [p, p + count).
-template <typename T>
-void prefetch_span(const T* p, int64_t count) {
-  for (int64_t i = 0; i < count; i += 64 / int64_t(sizeof(T))) __builtin_prefetch(p + i, 0, 3);
-}
-
 // im2col for rows [k_begin, k_end) of the columns [j0, j0 + count) of a group of images: col[k, j]
 // is the input pixel that kernel tap k of output pixel p0 + j % np of image j / np reads (0 in the
 // padding), the columns image by image. `x` points at channel 0 of the group in image 0 (image i
@@ -180,8 +175,8 @@ void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0,
             const int64_t lo = std::clamp(ahead->ow_lo, run.ow0, run.ow1);
             const int64_t hi = std::clamp(ahead->ow_hi, lo, run.ow1);
             if (hi > lo)
-              prefetch_span(run.image + ahead->plane + ih * xs.h + lo * sw + ahead->col_off,
-                            (hi - 1 - lo) * sw + 1);
+              cpu::prefetch_span(run.image + ahead->plane + ih * xs.h + lo * sw + ahead->col_off,
+                                 (hi - 1 - lo) * sw + 1);
           }
           T* dst = row + run.j - run.ow0;  // dst[ow] for ow in [ow0, ow1)
           const int64_t ih = run.oh * s.sh + tap.row_off;

@@ -136,7 +136,7 @@ void pack_panels_avx512(int64_t len, int64_t k, const float* src, int64_t stride
   }
   if (stride_len == 1) {
     for (int64_t p = 0; p < k; ++p) {
-      if (p + kPackPrefetchAhead < k) prefetch_run(src + (p + kPackPrefetchAhead) * stride_k, len);
+      if (p + kPackPrefetchAhead < k) prefetch_span(src + (p + kPackPrefetchAhead) * stride_k, len);
       for (int64_t r = 0; r < panels; ++r) {
         const int64_t n = std::min<int64_t>(w, len - r * w);
         const float* in = src + p * stride_k + r * w;

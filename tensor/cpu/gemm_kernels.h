@@ -6,6 +6,8 @@
 #include <cstdint>  // int64_t
 #include <utility>  // std::integer_sequence
 
+#include "tensor/cpu/prefetch.h"
+
 namespace cxr::cpu::gemm_detail {
 
 // Packed formats (BLIS docs/KernelsHowTo.md): an A micro-panel holds MR rows x k columns stored
@@ -107,13 +109,6 @@ constexpr int64_t kPackPrefetchAhead = 4;
 // convolution, both operands transposed, went from 343 to 365 GFLOP/s on two threads against 4;
 // 12 was faster still there but slowed some NT products).
 constexpr int64_t kTransposePrefetchSteps = 8;
-
-// Prefetches the cache lines of [p, p + count) into L1.
-template <typename T>
-inline void prefetch_run(const T* p, int64_t count) {
-  constexpr int64_t kLine = 64 / sizeof(T);
-  for (int64_t i = 0; i < count; i += kLine) __builtin_prefetch(p + i, 0, 3);
-}
 
 // Defined in gemm_avx512.cpp, gemm_avx2.cpp and gemm_scalar.cpp; call only the supported ones.
 GemmKernel<float> sgemm_kernel_avx512();

@@ -14,7 +14,7 @@ void pack_panels_generic(int64_t len, int64_t k, const T* src, int64_t stride_le
   const int64_t panels = (len + w - 1) / w;
   if (stride_len == 1) {  // k-slices are contiguous in the source: copy each across all panels
     for (int64_t p = 0; p < k; ++p) {
-      if (p + kPackPrefetchAhead < k) prefetch_run(src + (p + kPackPrefetchAhead) * stride_k, len);
+      if (p + kPackPrefetchAhead < k) prefetch_span(src + (p + kPackPrefetchAhead) * stride_k, len);
       for (int64_t r = 0; r < panels; ++r) {
         const int64_t n = std::min<int64_t>(w, len - r * w);
         T* out = dst + r * panel_stride + p * w;
