@@ -41,6 +41,21 @@ struct Operand {
   const PanelSource<T>* source;
 };
 
+// A stored A operand: its lines are its rows. A stored B operand: its lines are its columns, so
+// the strides swap. A B produced by a PanelSource.
+template <typename T>
+Operand<T> stored_a(const T* a, int64_t rsa, int64_t csa) {
+  return {a, rsa, csa, nullptr};
+}
+template <typename T>
+Operand<T> stored_b(const T* b, int64_t rsb, int64_t csb) {
+  return {b, csb, rsb, nullptr};
+}
+template <typename T>
+Operand<T> sourced(const PanelSource<T>& source) {
+  return {nullptr, 0, 0, &source};
+}
+
 // One GEMM call: C[i,j] = alpha * sum_p a(i, p) b(j, p) + beta * C[i,j], C[i,j] at c[i*rsc +
 // j*csc].
 template <typename T>
@@ -372,30 +387,28 @@ void sgemm(int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t
            const float* B, int64_t rsb, int64_t csb, float beta, float* C, int64_t rsc,
            int64_t csc) {
   gemm("sgemm", sgemm_kernel(active_isa()),
-       Problem<float>{
-           M, N, K, alpha, {A, rsa, csa, nullptr}, {B, csb, rsb, nullptr}, beta, C, rsc, csc});
+       Problem<float>{M, N, K, alpha, stored_a(A, rsa, csa), stored_b(B, rsb, csb), beta, C, rsc,
+                      csc});
 }
 
 void dgemm(int64_t M, int64_t N, int64_t K, double alpha, const double* A, int64_t rsa, int64_t csa,
            const double* B, int64_t rsb, int64_t csb, double beta, double* C, int64_t rsc,
            int64_t csc) {
   gemm("dgemm", dgemm_kernel(active_isa()),
-       Problem<double>{
-           M, N, K, alpha, {A, rsa, csa, nullptr}, {B, csb, rsb, nullptr}, beta, C, rsc, csc});
+       Problem<double>{M, N, K, alpha, stored_a(A, rsa, csa), stored_b(B, rsb, csb), beta, C, rsc,
+                       csc});
 }
 
 void gemm(int64_t M, int64_t N, int64_t K, const float* A, int64_t rsa, int64_t csa,
           const PanelSource<float>& B, float beta, float* C, int64_t rsc, int64_t csc) {
   gemm("sgemm", sgemm_kernel(active_isa()),
-       Problem<float>{
-           M, N, K, 1.0f, {A, rsa, csa, nullptr}, {nullptr, 0, 0, &B}, beta, C, rsc, csc});
+       Problem<float>{M, N, K, 1.0f, stored_a(A, rsa, csa), sourced(B), beta, C, rsc, csc});
 }
 
 void gemm(int64_t M, int64_t N, int64_t K, const double* A, int64_t rsa, int64_t csa,
           const PanelSource<double>& B, double beta, double* C, int64_t rsc, int64_t csc) {
   gemm("dgemm", dgemm_kernel(active_isa()),
-       Problem<double>{
-           M, N, K, 1.0, {A, rsa, csa, nullptr}, {nullptr, 0, 0, &B}, beta, C, rsc, csc});
+       Problem<double>{M, N, K, 1.0, stored_a(A, rsa, csa), sourced(B), beta, C, rsc, csc});
 }
 
 void pack_panels(int64_t len, int64_t k, const float* src, int64_t stride_len, int64_t stride_k,
@@ -440,8 +453,8 @@ void sgemm_with_isa(const char* isa, int64_t M, int64_t N, int64_t K, float alph
                     float* C, int64_t rsc, int64_t csc) {
   CXR_CHECK(gemm_isa_supported(isa), "sgemm: this CPU does not support the ", isa, " kernel");
   gemm("sgemm", sgemm_kernel(parse_isa(isa, "the ISA")),
-       Problem<float>{
-           M, N, K, alpha, {A, rsa, csa, nullptr}, {B, csb, rsb, nullptr}, beta, C, rsc, csc});
+       Problem<float>{M, N, K, alpha, stored_a(A, rsa, csa), stored_b(B, rsb, csb), beta, C, rsc,
+                      csc});
 }
 
 }  // namespace gemm_detail
