@@ -75,18 +75,81 @@ Problem<T> transposed(const Problem<T>& p) {
   return {p.n, p.m, p.k, p.alpha, p.b, p.a, p.beta, p.c, p.csc, p.rsc};
 }
 
-// Packs lines [line0, line0 + len) x indices [k0, k0 + kc) of an operand into panels of width w.
+// A block of lines of an operand, as one packing call sees it: lines [line0, line0 + len), packed
+// into panels of width w, the first of which is panel number panel0 of the destination buffer.
 template <typename T>
-void pack(const GemmKernel<T>& kr, const Operand<T>& op, int64_t line0, int64_t len, int64_t k0,
-          int64_t kc, int64_t w, T* dst) {
-  if (len <= 0) return;
+struct Block {
+  const Operand<T>* op;
+  int64_t line0, len, panel0, w;
+};
+
+// Packs reduction indices [k0, k0 + kc) of a block into `buffer` (panels w * kc values apart).
+template <typename T>
+void pack(const GemmKernel<T>& kr, const Block<T>& b, int64_t k0, int64_t kc, T* buffer) {
+  if (b.len <= 0) return;
+  T* dst = buffer + b.panel0 * b.w * kc;
+  const Operand<T>& op = *b.op;
   if (op.source != nullptr) {
-    op.source->pack(line0, len, k0, kc, static_cast<int>(w), dst);
+    op.source->pack(b.line0, b.len, k0, kc, static_cast<int>(b.w), dst);
     return;
   }
-  kr.pack(len, kc, op.data + line0 * op.stride_line + k0 * op.stride_k, op.stride_line, op.stride_k,
-          static_cast<int>(w), dst, w * kc);
+  kr.pack(b.len, kc, op.data + b.line0 * op.stride_line + k0 * op.stride_k, op.stride_line,
+          op.stride_k, static_cast<int>(b.w), dst, b.w * kc);
 }
+
+// The cache lines that packing a block will read, handed to the micro-kernels of the block
+// computed before it, which prefetch them into L2 a line per k step (gemm_kernels.h). Packing
+// reads its source in short runs far apart (a cache line per line per step when it transposes),
+// which from memory is slow however far ahead the packer prefetches: a convolution's weight
+// gradient, both operands read along pixels from memory, spent 28 % of its time there. Fetched
+// during the arithmetic instead, the reads overlap it. Only stored operands with one contiguous
+// direction are listed; the list stops at its capacity (kMaxPrefetchLines).
+class PrefetchList {
+ public:
+  explicit PrefetchList(const void** lines) : lines_(lines) {}
+
+  void clear() { count_ = 0; }
+
+  // Adds the reads of part `part` of `parts` of the block (its contiguous runs split evenly).
+  template <typename T>
+  void add(const Block<T>& b, int64_t k0, int64_t kc, int64_t part = 0, int64_t parts = 1) {
+    const Operand<T>& op = *b.op;
+    if (op.source != nullptr || b.len <= 0 || kc <= 0) return;
+    // The block's contiguous runs: its lines (k contiguous) or its k-slices (lines contiguous).
+    const T* first = op.data + b.line0 * op.stride_line + k0 * op.stride_k;
+    int64_t runs, run_length, run_stride;
+    if (op.stride_k == 1) {
+      runs = b.len, run_length = kc, run_stride = op.stride_line;
+    } else if (op.stride_line == 1) {
+      runs = kc, run_length = b.len, run_stride = op.stride_k;
+    } else {
+      return;
+    }
+    for (int64_t r = runs * part / parts; r < runs * (part + 1) / parts; ++r) {
+      const auto begin = reinterpret_cast<uintptr_t>(first + r * run_stride);
+      const auto end = reinterpret_cast<uintptr_t>(first + r * run_stride + run_length);
+      for (uintptr_t line = begin & ~uintptr_t(kLineBytes - 1); line < end; line += kLineBytes) {
+        if (count_ == kMaxPrefetchLines) return;
+        lines_[count_++] = reinterpret_cast<const void*>(line);
+      }
+    }
+  }
+
+  // Spreads the list over `tiles` micro-kernel calls of k steps each: call t's share.
+  void share(int64_t t, int64_t tiles, int64_t k, const void* const** pf, int64_t* npf) const {
+    const int64_t per_tile = std::min(k, (count_ + tiles - 1) / tiles);
+    *pf = lines_ + std::min(count_, t * per_tile);
+    *npf = std::clamp<int64_t>(count_ - t * per_tile, 0, per_tile);
+  }
+
+  // 192 KiB: next to the packed blocks in a 1 MiB L2 (a larger next block is prefetched in part).
+  static constexpr int64_t kMaxPrefetchLines = 3072;
+
+ private:
+  static constexpr int64_t kLineBytes = 64;
+  const void** lines_;
+  int64_t count_ = 0;
+};
 
 int64_t ceil_div(int64_t a, int64_t b) {
   return (a + b - 1) / b;
@@ -176,10 +239,11 @@ constexpr double kMinParallelMacs = 262144.0;
 // C tile) with the same kernel, so every element gets exactly the same arithmetic either way.
 template <typename T>
 void compute_tile(const GemmKernel<T>& kr, int64_t kc, T alpha, const T* a_panel, const T* b_panel,
-                  T beta, T* c, int64_t rsc, int64_t csc, int64_t m_tile, int64_t n_tile) {
+                  T beta, T* c, int64_t rsc, int64_t csc, int64_t m_tile, int64_t n_tile,
+                  const void* const* pf, int64_t npf) {
   const MicroKernel<T> ukr = kr.ukr[n_tile - 1];
   if (m_tile == kr.mr && rsc == 1) {
-    ukr(kc, alpha, a_panel, b_panel, beta, c, csc);
+    ukr(kc, alpha, a_panel, b_panel, beta, c, csc, pf, npf);
     return;
   }
   alignas(64) T tile[32 * 12];  // no kernel has a larger MR x NR
@@ -187,7 +251,7 @@ void compute_tile(const GemmKernel<T>& kr, int64_t kc, T alpha, const T* a_panel
   if (beta != T(0))
     for (int64_t j = 0; j < n_tile; ++j)
       for (int64_t i = 0; i < m_tile; ++i) tile[i + j * mr] = c[i * rsc + j * csc];
-  ukr(kc, alpha, a_panel, b_panel, beta, tile, mr);
+  ukr(kc, alpha, a_panel, b_panel, beta, tile, mr, pf, npf);
   for (int64_t j = 0; j < n_tile; ++j)
     for (int64_t i = 0; i < m_tile; ++i) c[i * rsc + j * csc] = tile[i + j * mr];
 }
@@ -228,15 +292,49 @@ void blocked_gemm(const GemmKernel<T>& kr, const Problem<T>& p) {
       threads, split_m ? m_blocks : ceil_div(ceil_div(std::min(p.n, nc_max), nr), chunk_panels)));
 
   // Buffers: [0], [1] the shared operand of even and odd steps; [2 + t] thread t's own A~ (split
-  // M) or, at [2], the one B~ whose chunks the threads pack (split N).
+  // M) or, at [2], the one B~ whose chunks the threads pack (split N); after those, each thread's
+  // prefetch list.
   const size_t a_size = sizeof(T) * kc_max * mc_max;
   const size_t b_size = sizeof(T) * kc_max * round_up(nc_max, nr);
-  std::vector<PackBuffer>& ws = workspace(2 + (split_m ? threads : 1));
+  const size_t owns = split_m ? threads : 1;
+  std::vector<PackBuffer>& ws = workspace(2 + owns + threads);
   T* shared[2];
   for (int i = 0; i < 2; ++i) shared[i] = static_cast<T*>(ws[i].get(split_m ? b_size : a_size));
-  std::vector<T*> own(split_m ? threads : 1);
-  for (size_t t = 0; t < own.size(); ++t)
+  std::vector<T*> own(owns);
+  for (size_t t = 0; t < owns; ++t)
     own[t] = static_cast<T*>(ws[2 + t].get(split_m ? a_size : b_size));
+  std::vector<const void**> prefetch_lines(threads);
+  for (int t = 0; t < threads; ++t)
+    prefetch_lines[t] = static_cast<const void**>(
+        ws[2 + owns + t].get(sizeof(const void*) * PrefetchList::kMaxPrefetchLines));
+
+  // The shared operand's panels of a step with B columns from jc, the ones `tid` of `team` packs.
+  auto shared_block = [&](int64_t jc, int tid, int team) {
+    const int64_t nc = std::min(nc_max, p.n - jc);
+    const int64_t panels = split_m ? ceil_div(nc, nr) : ceil_div(p.m, mr);
+    const int64_t first = panels * tid / team, last = panels * (tid + 1) / team;
+    return split_m
+               ? Block<T>{&p.b, jc + first * nr, std::min(nc, last * nr) - first * nr, first, nr}
+               : Block<T>{&p.a, first * mr, std::min(p.m, last * mr) - first * mr, first, mr};
+  };
+  // Work unit u of a step: its rows [i0, i1) and B~ panels [q0, q1), and the block of its own
+  // operand that it packs.
+  struct Unit {
+    int64_t i0, i1, q0, q1;
+  };
+  auto unit_of = [&](int64_t jc, int64_t u) {
+    const int64_t n_panels = ceil_div(std::min(nc_max, p.n - jc), nr);
+    return split_m ? Unit{u * mc_max, std::min(p.m, (u + 1) * mc_max), 0, n_panels}
+                   : Unit{0, p.m, u * chunk_panels, std::min(n_panels, (u + 1) * chunk_panels)};
+  };
+  auto own_block = [&](int64_t jc, const Unit& w) {
+    const int64_t nc = std::min(nc_max, p.n - jc);
+    return split_m ? Block<T>{&p.a, w.i0, w.i1 - w.i0, 0, mr}
+                   : Block<T>{&p.b, jc + w.q0 * nr, std::min(nc, w.q1 * nr) - w.q0 * nr, w.q0, nr};
+  };
+  auto units_of = [&](int64_t jc) {
+    return split_m ? m_blocks : ceil_div(ceil_div(std::min(nc_max, p.n - jc), nr), chunk_panels);
+  };
 
   TeamBarrier barrier;
   std::atomic<int64_t> next_unit[2] = {0, 0};  // the work counter of even and odd steps
@@ -247,53 +345,62 @@ void blocked_gemm(const GemmKernel<T>& kr, const Problem<T>& p) {
     auto sync = [&] {
       if (team > 1) barrier.arrive_and_wait(team);
     };
-    // This thread's fixed share [first, last) of `count` units, for packing the shared operand.
-    auto share = [&](int64_t count) {
-      return std::pair<int64_t, int64_t>{count * tid / team, count * (tid + 1) / team};
-    };
+    PrefetchList prefetch(prefetch_lines[tid]);
     int64_t step = 0;
     for (int64_t jc = 0; jc < p.n; jc += nc_max) {
-      const int64_t nc = std::min(nc_max, p.n - jc), n_panels = ceil_div(nc, nr);
       for (int64_t pc = 0; pc < p.k; pc += kc_max, ++step) {
         const int64_t kc = std::min(kc_max, p.k - pc);
         const T beta = pc == 0 ? p.beta : T(1);  // later K blocks accumulate onto the first
+        // The step after this one, if any: its B columns from jc_next, K block [pc_next, +kc_next).
+        const bool last_step = pc + kc_max >= p.k && jc + nc_max >= p.n;
+        const int64_t jc_next = pc + kc_max < p.k ? jc : jc + nc_max;
+        const int64_t pc_next = pc + kc_max < p.k ? pc + kc_max : 0;
+        const int64_t kc_next = std::min(kc_max, p.k - pc_next);
         T* shared_pack = shared[step % 2];
         // Pack this thread's share of the shared operand; after the barrier all of it is ready
         // and every thread has finished the previous step (whose buffer is packed next).
-        const auto [first, last] = share(split_m ? n_panels : ceil_div(p.m, mr));
-        if (split_m)
-          pack(kr, p.b, jc + first * nr, std::min(nc, last * nr) - first * nr, pc, kc, nr,
-               shared_pack + first * nr * kc);
-        else
-          pack(kr, p.a, first * mr, std::min(p.m, last * mr) - first * mr, pc, kc, mr,
-               shared_pack + first * mr * kc);
+        pack(kr, shared_block(jc, tid, team), pc, kc, shared_pack);
         sync();
         if (tid == 0) next_unit[(step + 1) % 2].store(0, std::memory_order_relaxed);
-        const int64_t units = split_m ? m_blocks : ceil_div(n_panels, chunk_panels);
+        const int64_t units = units_of(jc);
+        int64_t taken = 0;  // units this thread has taken in this step
         for (int64_t u;
              (u = next_unit[step % 2].fetch_add(1, std::memory_order_relaxed)) < units;) {
-          // The unit's rows [i0, i1) and B~ panels [q0, q1); pack its own operand part.
-          const int64_t i0 = split_m ? u * mc_max : 0,
-                        i1 = split_m ? std::min(p.m, i0 + mc_max) : p.m;
-          const int64_t q0 = split_m ? 0 : u * chunk_panels;
-          const int64_t q1 = split_m ? n_panels : std::min(n_panels, q0 + chunk_panels);
-          const T* a_pack = shared_pack;
-          const T* b_pack = shared_pack;
-          if (split_m) {
-            pack(kr, p.a, i0, i1 - i0, pc, kc, mr, own[tid]);
-            a_pack = own[tid];
-          } else {
-            pack(kr, p.b, jc + q0 * nr, std::min(nc, q1 * nr) - q0 * nr, pc, kc, nr,
-                 own[0] + q0 * nr * kc);
-            b_pack = own[0];
+          const Unit w = unit_of(jc, u);
+          T* own_pack = own[split_m ? tid : 0];
+          pack(kr, own_block(jc, w), pc, kc, own_pack);
+          const T* a_pack = split_m ? own_pack : shared_pack;
+          const T* b_pack = split_m ? shared_pack : own_pack;
+          // What to prefetch while computing. Alone: the next unit's block, a part of the next
+          // step's shared operand (spread over the units) and, at the last unit, the next step's
+          // first unit. In a team, whose units are taken as they come: a part of this thread's
+          // share of the next step's shared operand, spread over the units it can expect to take.
+          prefetch.clear();
+          if (team == 1) {
+            if (u + 1 < units) prefetch.add(own_block(jc, unit_of(jc, u + 1)), pc, kc);
+            if (!last_step) {
+              prefetch.add(shared_block(jc_next, tid, team), pc_next, kc_next, u, units);
+              if (u + 1 == units)
+                prefetch.add(own_block(jc_next, unit_of(jc_next, 0)), pc_next, kc_next);
+            }
+          } else if (!last_step && taken < ceil_div(units, team)) {
+            prefetch.add(shared_block(jc_next, tid, team), pc_next, kc_next, taken,
+                         ceil_div(units, team));
           }
+          ++taken;
           // Loop 2 (JR) over B~ micro-panels, loop 1 (IR) over A~ micro-panels of the unit.
-          for (int64_t q = q0; q < q1; ++q) {
+          const int64_t tiles = (w.q1 - w.q0) * ceil_div(w.i1 - w.i0, mr);
+          int64_t t = 0;
+          for (int64_t q = w.q0; q < w.q1; ++q) {
             const int64_t j = jc + q * nr;
-            for (int64_t i = i0; i < i1; i += mr)
-              compute_tile(kr, kc, p.alpha, a_pack + (i - (split_m ? i0 : 0)) * kc,
+            for (int64_t i = w.i0; i < w.i1; i += mr, ++t) {
+              const void* const* pf;
+              int64_t npf;
+              prefetch.share(t, tiles, kc, &pf, &npf);
+              compute_tile(kr, kc, p.alpha, a_pack + (i - (split_m ? w.i0 : 0)) * kc,
                            b_pack + q * nr * kc, beta, p.c + i * p.rsc + j * p.csc, p.rsc, p.csc,
-                           std::min(mr, i1 - i), std::min(nr, p.n - j));
+                           std::min(mr, w.i1 - i), std::min(nr, p.n - j), pf, npf);
+            }
           }
         }
       }

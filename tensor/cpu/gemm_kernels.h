@@ -20,8 +20,19 @@ namespace cxr::cpu::gemm_detail {
 // column-major with leading dimension ldc (element (i,j) at c[i + j*ldc]): every element becomes t
 // = alpha * acc (acc = the k-term dot product, summed in order p = 0..k-1) and then, unless beta ==
 // 0, fma(beta, c, t). With beta == 0 C is not read.
+//
+// While it computes, a micro-kernel also prefetches the cache lines at pf[0..npf), npf <= k, into
+// L2, one per k step: the GEMM driver hands it the source of the block it packs next, so that the
+// reads from memory overlap the arithmetic instead of stalling the packing (gemm.cpp,
+// PrefetchList).
 template <typename T>
-using MicroKernel = void (*)(int64_t k, T alpha, const T* a, const T* b, T beta, T* c, int64_t ldc);
+using MicroKernel = void (*)(int64_t k, T alpha, const T* a, const T* b, T beta, T* c, int64_t ldc,
+                             const void* const* pf, int64_t npf);
+
+// Prefetches one cache line into L2 (prefetcht1): data a later packing step reads.
+inline void prefetch_l2(const void* p) {
+  __builtin_prefetch(p, 0, 2);
+}
 
 // Packs `len` lines of a k-long strip into ceil(len / w) micro-panels of width w, `panel_stride`
 // values apart (w*k when the panels hold exactly this strip): line i goes to panel i / w, slot
@@ -53,22 +64,28 @@ struct GemmKernel {
 template <typename Vec, int N, int NR>
 void two_vector_kernel(int64_t k, typename Vec::T alpha, const typename Vec::T* a,
                        const typename Vec::T* b, typename Vec::T beta, typename Vec::T* c,
-                       int64_t ldc) {
+                       int64_t ldc, const void* const* pf, int64_t npf) {
   using T = typename Vec::T;
   using V = typename Vec::V;
   constexpr int L = Vec::kLanes;
   V acc0[N], acc1[N];  // column j of the tile: rows 0..L-1 in acc0[j], rows L..2L-1 in acc1[j]
 #pragma GCC unroll 16
   for (int j = 0; j < N; ++j) acc0[j] = acc1[j] = Vec::zero();
-  for (int64_t p = 0; p < k; ++p, a += 2 * L, b += NR) {
-    const V a0 = Vec::load(a), a1 = Vec::load(a + L);
+  auto k_step = [&](const T* ap, const T* bp) __attribute__((always_inline)) {
+    const V a0 = Vec::load(ap), a1 = Vec::load(ap + L);
 #pragma GCC unroll 16
     for (int j = 0; j < N; ++j) {
-      const V bj = Vec::set1(b[j]);
+      const V bj = Vec::set1(bp[j]);
       acc0[j] = Vec::fmadd(a0, bj, acc0[j]);
       acc1[j] = Vec::fmadd(a1, bj, acc1[j]);
     }
+  };
+  int64_t p = 0;
+  for (; p < npf; ++p, a += 2 * L, b += NR) {
+    prefetch_l2(pf[p]);
+    k_step(a, b);
   }
+  for (; p < k; ++p, a += 2 * L, b += NR) k_step(a, b);
   const V va = Vec::set1(alpha);
   if (beta == T(0)) {
 #pragma GCC unroll 16

@@ -47,11 +47,14 @@ namespace {
 // accumulator, so the compiler vectorises it with baseline SSE2. Separate multiply and add (no FMA
 // on baseline x86-64), hence results differ in the last bits from the FMA kernels.
 template <typename T, int MR, int N, int NR>
-void ukr_scalar(int64_t k, T alpha, const T* a, const T* b, T beta, T* c, int64_t ldc) {
+void ukr_scalar(int64_t k, T alpha, const T* a, const T* b, T beta, T* c, int64_t ldc,
+                const void* const* pf, int64_t npf) {
   T acc[N][MR] = {};
-  for (int64_t p = 0; p < k; ++p, a += MR, b += NR)
+  for (int64_t p = 0; p < k; ++p, a += MR, b += NR) {
+    if (p < npf) prefetch_l2(pf[p]);
     for (int j = 0; j < N; ++j)
       for (int i = 0; i < MR; ++i) acc[j][i] += a[i] * b[j];
+  }
   for (int j = 0; j < N; ++j)
     for (int i = 0; i < MR; ++i) {
       T t = alpha * acc[j][i];
