@@ -134,10 +134,11 @@ Tap conv_tap(const ConvShape& s, int64_t plane_stride, int64_t k) {
 // padding), the columns image by image. `x` points at channel 0 of the group in image 0 (image i
 // at x + i * xs.n); row k is written at col + (k - k_begin) * ld, column j0 first. The columns are
 // cut into runs along output rows once, and each tap's geometry is worked out once, so the loops
-// that copy hold no divisions.
+// that copy hold no divisions. `taps` holds conv_tap(s, xs.c, k) for every k of the group.
 template <typename T>
-void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0, int64_t np,
-                 int64_t j0, int64_t count, int64_t k_begin, int64_t k_end, T* col, int64_t ld) {
+void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, const Tap* taps, int64_t p0,
+                 int64_t np, int64_t j0, int64_t count, int64_t k_begin, int64_t k_end, T* col,
+                 int64_t ld) {
   struct Run {
     int64_t j;         // the run's first column, relative to j0
     int64_t oh;        // its output row
@@ -145,12 +146,73 @@ void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0,
     const T* image;    // channel 0 of the group in its image
   };
   constexpr int64_t kMaxRuns = 64;
-  constexpr int64_t kTapBlock = 32;
   constexpr int64_t kTapsAhead = 4;
   Run runs[kMaxRuns];
-  Tap taps[kTapBlock];
+  int64_t span_end[kMaxRuns];          // runs [r, span_end[r]) are copied as one block (see below)
   const int64_t sw = s.sw, xw = xs.w;  // locals: the copy loops must not reload them
   const bool one_tap = s.kh == 1 && s.kw == 1;
+  // With unit strides and input rows as long as output rows (a "same" convolution), the pixels
+  // that a tap reads for consecutive whole output rows are consecutive in the input, as the
+  // columns are: such runs are copied as one block, and then the columns in the padding are
+  // zeroed. A ResNet-50 layer1 run is just 56 values, and handling each on its own cost more than
+  // copying it.
+  const bool rows_join = s.sh == 1 && sw == 1 && xw == 1 && xs.h == s.ow;
+
+  // Writes run r of tap `tap` into row `row` of col.
+  auto copy_run = [&](const Tap& tap, const Run& run, T* row) {
+    T* dst = row + run.j - run.ow0;  // dst[ow] for ow in [ow0, ow1)
+    const int64_t ih = run.oh * s.sh + tap.row_off;
+    if (ih < 0 || ih >= s.h) {
+      std::fill(dst + run.ow0, dst + run.ow1, T(0));
+      return;
+    }
+    const T* src = run.image + tap.plane + ih * xs.h;  // src[iw * xs.w] = x[ih, iw]
+    const int64_t lo = std::clamp(tap.ow_lo, run.ow0, run.ow1);
+    const int64_t hi = std::clamp(tap.ow_hi, lo, run.ow1);
+    std::fill(dst + run.ow0, dst + lo, T(0));
+    if (sw == 1 && xw == 1) {
+      std::copy(src + lo + tap.col_off, src + hi + tap.col_off, dst + lo);
+    } else if (sw == 2 && xw == 1) {  // a constant stride, which the compiler vectorises
+      const T* in = src + tap.col_off;
+      for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[2 * ow];
+    } else if (xw == 1) {
+      const T* in = src + tap.col_off;
+      for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[ow * sw];
+    } else {
+      for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[(ow * sw + tap.col_off) * xw];
+    }
+    std::fill(dst + hi, dst + run.ow1, T(0));
+  };
+  // Writes the joined runs [r0, r1) of `tap`: those whose input row is in the image as one copy
+  // from the first one's first valid column to the last one's last (the source rows are
+  // consecutive and as long as the output rows, so source and destination advance together),
+  // then zeros over the columns outside [ow_lo, ow_hi) of each run, which that copy filled with
+  // the neighbouring row's pixels, and over the runs whose input row is in the padding.
+  auto copy_joined = [&](const Tap& tap, int64_t r0, int64_t r1, T* row) {
+    if (tap.ow_lo >= tap.ow_hi) {  // every column in the padding
+      for (int64_t r = r0; r < r1; ++r) copy_run(tap, runs[r], row);
+      return;
+    }
+    int64_t a = r0, b = r1;  // the runs with an input row in the image
+    while (a < b && runs[a].oh + tap.row_off < 0) copy_run(tap, runs[a++], row);
+    while (b > a && runs[b - 1].oh + tap.row_off >= s.h) copy_run(tap, runs[--b], row);
+    if (a == b) return;
+    const int64_t lo = std::clamp(tap.ow_lo, runs[a].ow0, runs[a].ow1);
+    const int64_t hi = std::clamp(tap.ow_hi, runs[b - 1].ow0, runs[b - 1].ow1);
+    T* begin = row + runs[a].j + (lo - runs[a].ow0);
+    T* end = row + runs[b - 1].j + (hi - runs[b - 1].ow0);
+    if (end > begin)
+      std::copy_n(runs[a].image + tap.plane + (runs[a].oh + tap.row_off) * xs.h + lo + tap.col_off,
+                  end - begin, begin);
+    for (int64_t r = a; r < b; ++r) {
+      T* dst = row + runs[r].j - runs[r].ow0;
+      const int64_t run_lo = std::clamp(tap.ow_lo, runs[r].ow0, runs[r].ow1);
+      const int64_t run_hi = std::clamp(tap.ow_hi, run_lo, runs[r].ow1);
+      std::fill(dst + runs[r].ow0, dst + run_lo, T(0));
+      std::fill(dst + run_hi, dst + runs[r].ow1, T(0));
+    }
+  };
+
   for (int64_t j = 0; j < count;) {
     int64_t n_runs = 0;
     for (; j < count && n_runs < kMaxRuns; ++n_runs) {
@@ -159,51 +221,37 @@ void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, int64_t p0,
       runs[n_runs] = {j, oh, ow0, ow1, x + i * xs.n};
       j += ow1 - ow0;
     }
-    for (int64_t kb = k_begin; kb < k_end; kb += kTapBlock) {
-      const int64_t n_taps = std::min(kTapBlock, k_end - kb);
-      for (int64_t t = 0; t < n_taps; ++t) taps[t] = conv_tap(s, xs.c, kb + t);
-      for (int64_t t = 0; t < n_taps; ++t) {
-        const Tap& tap = taps[t];
-        const Tap* ahead = one_tap && t + kTapsAhead < n_taps ? &taps[t + kTapsAhead] : nullptr;
-        T* row = col + (kb + t - k_begin) * ld;
+    // Runs join while each ends its output row and the next begins the next row of the same
+    // image (rows_join above).
+    for (int64_t r = n_runs - 1; r >= 0; --r)
+      span_end[r] = rows_join && r + 1 < n_runs && runs[r].ow1 == s.ow && runs[r + 1].ow0 == 0 &&
+                            runs[r + 1].image == runs[r].image && runs[r + 1].oh == runs[r].oh + 1
+                        ? span_end[r + 1]
+                        : r + 1;
+    for (int64_t k = k_begin; k < k_end; ++k) {
+      const Tap& tap = taps[k];
+      // The runs' input pixels for the tap kTapsAhead on, for 1x1 kernels: there each tap is a
+      // channel, a different plane read a few hundred bytes at a time, too little for the
+      // hardware prefetchers to pick up. The taps of a larger kernel share their channel's rows,
+      // so most of them hit the cache anyway: prefetching there cost the 3x3 weight gradients
+      // 3-6 % and some 3x3 forward passes more.
+      if (const Tap* ahead = k + kTapsAhead < k_end ? &taps[k + kTapsAhead] : nullptr;
+          one_tap && ahead && xw == 1)
         for (int64_t r = 0; r < n_runs; ++r) {
           const Run& run = runs[r];
-          // The same output row's input pixels for the tap kTapsAhead on, for 1x1 kernels: there
-          // each tap is a channel, a different plane read a few hundred bytes at a time, too
-          // little for the hardware prefetchers to pick up. The taps of a larger kernel share
-          // their channel's rows, so most of them hit the cache anyway: prefetching there cost
-          // the 3x3 weight gradients 3-6 % and some 3x3 forward passes more.
-          if (const int64_t ih = ahead ? run.oh * s.sh + ahead->row_off : -1;
-              ih >= 0 && ih < s.h && xw == 1) {
-            const int64_t lo = std::clamp(ahead->ow_lo, run.ow0, run.ow1);
-            const int64_t hi = std::clamp(ahead->ow_hi, lo, run.ow1);
-            if (hi > lo)
-              cpu::prefetch_span(run.image + ahead->plane + ih * xs.h + lo * sw + ahead->col_off,
-                                 (hi - 1 - lo) * sw + 1);
-          }
-          T* dst = row + run.j - run.ow0;  // dst[ow] for ow in [ow0, ow1)
-          const int64_t ih = run.oh * s.sh + tap.row_off;
-          if (ih < 0 || ih >= s.h) {
-            std::fill(dst + run.ow0, dst + run.ow1, T(0));
-            continue;
-          }
-          const T* src = run.image + tap.plane + ih * xs.h;  // src[iw * xs.w] = x[ih, iw]
-          const int64_t lo = std::clamp(tap.ow_lo, run.ow0, run.ow1);
-          const int64_t hi = std::clamp(tap.ow_hi, lo, run.ow1);
-          std::fill(dst + run.ow0, dst + lo, T(0));
-          if (sw == 1 && xw == 1) {
-            std::copy(src + lo + tap.col_off, src + hi + tap.col_off, dst + lo);
-          } else if (sw == 2 && xw == 1) {  // a constant stride, which the compiler vectorises
-            const T* in = src + tap.col_off;
-            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[2 * ow];
-          } else if (xw == 1) {
-            const T* in = src + tap.col_off;
-            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = in[ow * sw];
-          } else {
-            for (int64_t ow = lo; ow < hi; ++ow) dst[ow] = src[(ow * sw + tap.col_off) * xw];
-          }
-          std::fill(dst + hi, dst + run.ow1, T(0));
+          const int64_t ih = run.oh * s.sh + ahead->row_off;
+          const int64_t lo = std::clamp(ahead->ow_lo, run.ow0, run.ow1);
+          const int64_t hi = std::clamp(ahead->ow_hi, lo, run.ow1);
+          if (ih >= 0 && ih < s.h && hi > lo)
+            cpu::prefetch_span(run.image + ahead->plane + ih * xs.h + lo * sw + ahead->col_off,
+                               (hi - 1 - lo) * sw + 1);
         }
+      T* row = col + (k - k_begin) * ld;
+      for (int64_t r = 0; r < n_runs; r = span_end[r]) {
+        if (span_end[r] > r + 1)
+          copy_joined(tap, r, span_end[r], row);
+        else
+          copy_run(tap, runs[r], row);
       }
     }
   }
@@ -352,7 +400,9 @@ template <typename T>
 class Im2col final : public cpu::PanelSource<T> {
  public:
   Im2col(const T* xg, const Strides4& xs, const ConvShape& s, const Item& it, bool by_pixel)
-      : xg_(xg), xs_(xs), s_(s), it_(it), by_pixel_(by_pixel) {}
+      : xg_(xg), xs_(xs), s_(s), it_(it), by_pixel_(by_pixel), taps_(size_t(s.kdim())) {
+    for (int64_t k = 0; k < s.kdim(); ++k) taps_[size_t(k)] = conv_tap(s, xs.c, k);
+  }
 
   void pack(int64_t line0, int64_t len, int64_t k0, int64_t kc, int w, T* dst) const override {
     if (by_pixel_) {
@@ -375,11 +425,31 @@ class Im2col final : public cpu::PanelSource<T> {
     }
   }
 
+  // The input rows of the block's channels that its columns' output rows read, channel by channel.
+  void reads(int64_t line0, int64_t len, int64_t k0, int64_t kc,
+             const std::function<void(const void*, int64_t)>& read) const override {
+    if (xs_.w != 1) return;  // rows not contiguous
+    const int64_t t0 = by_pixel_ ? k0 : line0, t1 = t0 + (by_pixel_ ? kc : len);
+    const int64_t c0 = by_pixel_ ? line0 : k0, c1 = c0 + (by_pixel_ ? len : kc);
+    const int64_t taps = s_.kh * s_.kw, ch0 = t0 / taps, ch1 = (t1 - 1) / taps + 1;
+    const int64_t np = it_.np;
+    for (int64_t i = c0 / np; i <= (c1 - 1) / np; ++i) {
+      const int64_t q0 = it_.p0 + std::max(c0 - i * np, int64_t(0));
+      const int64_t q1 = it_.p0 + std::min(c1 - i * np, np) - 1;
+      const int64_t ih0 = std::max<int64_t>(0, q0 / s_.ow * s_.sh - s_.ph);
+      const int64_t ih1 = std::min(s_.h - 1, q1 / s_.ow * s_.sh - s_.ph + (s_.kh - 1) * s_.dh);
+      if (ih0 > ih1) continue;
+      for (int64_t c = ch0; c < ch1; ++c)
+        read(xg_ + i * xs_.n + c * xs_.c + ih0 * xs_.h,
+             ((ih1 - ih0) * xs_.h + s_.w) * int64_t(sizeof(T)));
+    }
+  }
+
  private:
   // Rows [k_begin, k_end) of col over the columns [j0, j0 + count) into m (row k at
   // m + (k - k_begin) * ld).
   void rows(int64_t k_begin, int64_t k_end, int64_t j0, int64_t count, T* m, int64_t ld) const {
-    im2col_rows(xg_, xs_, s_, it_.p0, it_.np, j0, count, k_begin, k_end, m, ld);
+    im2col_rows(xg_, xs_, s_, taps_.data(), it_.p0, it_.np, j0, count, k_begin, k_end, m, ld);
   }
 
   const T* xg_;
@@ -387,6 +457,7 @@ class Im2col final : public cpu::PanelSource<T> {
   const ConvShape& s_;
   Item it_;
   bool by_pixel_;
+  std::vector<Tap> taps_;  // conv_tap of every k, worked out once
 };
 
 template <typename T>

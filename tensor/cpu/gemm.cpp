@@ -102,8 +102,9 @@ void pack(const GemmKernel<T>& kr, const Block<T>& b, int64_t k0, int64_t kc, T*
 // reads its source in short runs far apart (a cache line per line per step when it transposes),
 // which from memory is slow however far ahead the packer prefetches: a convolution's weight
 // gradient, both operands read along pixels from memory, spent 28 % of its time there. Fetched
-// during the arithmetic instead, the reads overlap it. Only stored operands with one contiguous
-// direction are listed; the list stops at its capacity (kMaxPrefetchLines).
+// during the arithmetic instead, the reads overlap it. Stored operands with one contiguous
+// direction are listed, and PanelSources list what they read; the list stops at its capacity
+// (kMaxPrefetchLines).
 class PrefetchList {
  public:
   explicit PrefetchList(const void** lines) : lines_(lines) {}
@@ -114,7 +115,13 @@ class PrefetchList {
   template <typename T>
   void add(const Block<T>& b, int64_t k0, int64_t kc, int64_t part = 0, int64_t parts = 1) {
     const Operand<T>& op = *b.op;
-    if (op.source != nullptr || b.len <= 0 || kc <= 0) return;
+    if (b.len <= 0 || kc <= 0) return;
+    if (op.source != nullptr) {  // the source's own list, for the whole block
+      if (part == 0)
+        op.source->reads(b.line0, b.len, k0, kc,
+                         [&](const void* p, int64_t bytes) { add_range(p, bytes); });
+      return;
+    }
     // The block's contiguous runs: its lines (k contiguous) or its k-slices (lines contiguous).
     const T* first = op.data + b.line0 * op.stride_line + k0 * op.stride_k;
     int64_t runs, run_length, run_stride;
@@ -125,13 +132,17 @@ class PrefetchList {
     } else {
       return;
     }
-    for (int64_t r = runs * part / parts; r < runs * (part + 1) / parts; ++r) {
-      const auto begin = reinterpret_cast<uintptr_t>(first + r * run_stride);
-      const auto end = reinterpret_cast<uintptr_t>(first + r * run_stride + run_length);
-      for (uintptr_t line = begin & ~uintptr_t(kLineBytes - 1); line < end; line += kLineBytes) {
-        if (count_ == kMaxPrefetchLines) return;
-        lines_[count_++] = reinterpret_cast<const void*>(line);
-      }
+    for (int64_t r = runs * part / parts; r < runs * (part + 1) / parts; ++r)
+      add_range(first + r * run_stride, run_length * int64_t(sizeof(T)));
+  }
+
+  // Adds the cache lines of [p, p + bytes).
+  void add_range(const void* p, int64_t bytes) {
+    const auto begin = reinterpret_cast<uintptr_t>(p);
+    const uintptr_t end = begin + static_cast<uintptr_t>(bytes);
+    for (uintptr_t line = begin & ~uintptr_t(kLineBytes - 1); line < end; line += kLineBytes) {
+      if (count_ == kMaxPrefetchLines) return;
+      lines_[count_++] = reinterpret_cast<const void*>(line);
     }
   }
 

@@ -4,7 +4,8 @@
 // count.
 #pragma once
 
-#include <cstdint>  // int64_t
+#include <cstdint>     // int64_t
+#include <functional>  // std::function
 
 namespace cxr::cpu {
 
@@ -47,6 +48,11 @@ class PanelSource {
   // the last line zero (pack_panels below does that for a strided block). The GEMM's threads call
   // it concurrently for disjoint blocks, so it must not share writable state between calls.
   virtual void pack(int64_t line0, int64_t len, int64_t k0, int64_t kc, int w, T* dst) const = 0;
+  // The memory that pack() reads for that block, as ranges passed to read(pointer, bytes): the
+  // GEMM prefetches them into L2 while it computes the block before (see gemm.cpp). Optional (a
+  // source that lists nothing is just not prefetched); ranges may cover more than is read.
+  virtual void reads(int64_t /*line0*/, int64_t /*len*/, int64_t /*k0*/, int64_t /*kc*/,
+                     const std::function<void(const void*, int64_t)>& /*read*/) const {}
 };
 
 // The GEMM's packing routine for this machine's kernel, for PanelSource implementations: writes
