@@ -234,7 +234,7 @@ void im2col_rows(const T* x, const Strides4& xs, const ConvShape& s, const Tap* 
       // channel, a different plane read a few hundred bytes at a time, too little for the
       // hardware prefetchers to pick up. The taps of a larger kernel share their channel's rows,
       // so most of them hit the cache anyway: prefetching there cost the 3x3 weight gradients
-      // 3-6 % and some 3x3 forward passes more.
+      // and forward passes 2-5 %.
       if (const Tap* ahead = k + kTapsAhead < k_end ? &taps[k + kTapsAhead] : nullptr;
           one_tap && ahead && xw == 1)
         for (int64_t r = 0; r < n_runs; ++r) {
