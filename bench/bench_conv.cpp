@@ -8,8 +8,11 @@
 //   build/<dir>/bench/bench_conv --benchmark_counters_tabular=true
 //   build/<dir>/bench/bench_conv --benchmark_filter='fwd/layer3'
 //   build/<dir>/bench/bench_conv --benchmark_filter='3x3' --benchmark_min_time=1
-//   build/<dir>/bench/bench_conv --benchmark_repetitions=5 --benchmark_report_aggregates_only=true
-//     (on a shared machine: read the `_max` rows, each counter's best repetition)
+//   build/<dir>/bench/bench_conv --benchmark_counters_tabular=true --benchmark_min_time=0.1
+//     --benchmark_repetitions=3 --benchmark_report_aggregates_only=true
+//     (on a shared machine: read the `_median` rows, as bench/README.md does; the `_max` rows give
+//     each counter's best repetition on its own, so their ratio is not max GFLOP/s over max
+//     reference)
 #include <benchmark/benchmark.h>
 
 #include <algorithm>  // std::max

@@ -319,10 +319,13 @@ void blocked_gemm(const GemmKernel<T>& kr, const Problem<T>& p) {
     prefetch_lines[t] = static_cast<const void**>(
         ws[2 + owns + t].get(sizeof(const void*) * PrefetchList::kMaxPrefetchLines));
 
+  // The B columns of the step that starts at column jc, and their B~ micro-panels.
+  auto nc_of = [&](int64_t jc) { return std::min(nc_max, p.n - jc); };
+  auto n_panels_of = [&](int64_t jc) { return ceil_div(nc_of(jc), nr); };
   // The shared operand's panels of a step with B columns from jc, the ones `tid` of `team` packs.
   auto shared_block = [&](int64_t jc, int tid, int team) {
-    const int64_t nc = std::min(nc_max, p.n - jc);
-    const int64_t panels = split_m ? ceil_div(nc, nr) : ceil_div(p.m, mr);
+    const int64_t nc = nc_of(jc);
+    const int64_t panels = split_m ? n_panels_of(jc) : ceil_div(p.m, mr);
     const int64_t first = panels * tid / team, last = panels * (tid + 1) / team;
     return split_m
                ? Block<T>{&p.b, jc + first * nr, std::min(nc, last * nr) - first * nr, first, nr}
@@ -334,17 +337,17 @@ void blocked_gemm(const GemmKernel<T>& kr, const Problem<T>& p) {
     int64_t i0, i1, q0, q1;
   };
   auto unit_of = [&](int64_t jc, int64_t u) {
-    const int64_t n_panels = ceil_div(std::min(nc_max, p.n - jc), nr);
+    const int64_t n_panels = n_panels_of(jc);
     return split_m ? Unit{u * mc_max, std::min(p.m, (u + 1) * mc_max), 0, n_panels}
                    : Unit{0, p.m, u * chunk_panels, std::min(n_panels, (u + 1) * chunk_panels)};
   };
   auto own_block = [&](int64_t jc, const Unit& w) {
-    const int64_t nc = std::min(nc_max, p.n - jc);
+    const int64_t nc = nc_of(jc);
     return split_m ? Block<T>{&p.a, w.i0, w.i1 - w.i0, 0, mr}
                    : Block<T>{&p.b, jc + w.q0 * nr, std::min(nc, w.q1 * nr) - w.q0 * nr, w.q0, nr};
   };
   auto units_of = [&](int64_t jc) {
-    return split_m ? m_blocks : ceil_div(ceil_div(std::min(nc_max, p.n - jc), nr), chunk_panels);
+    return split_m ? m_blocks : ceil_div(n_panels_of(jc), chunk_panels);
   };
 
   TeamBarrier barrier;

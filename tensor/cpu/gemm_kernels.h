@@ -29,11 +29,6 @@ template <typename T>
 using MicroKernel = void (*)(int64_t k, T alpha, const T* a, const T* b, T beta, T* c, int64_t ldc,
                              const void* const* pf, int64_t npf);
 
-// Prefetches one cache line into L2 (prefetcht1): data a later packing step reads.
-inline void prefetch_l2(const void* p) {
-  __builtin_prefetch(p, 0, 2);
-}
-
 // Packs `len` lines of a k-long strip into ceil(len / w) micro-panels of width w, `panel_stride`
 // values apart (w*k when the panels hold exactly this strip): line i goes to panel i / w, slot
 // i % w, so dst[(i / w)*panel_stride + p*w + i % w] = src[i*stride_len + p*stride_k], and the slots
